@@ -5,10 +5,14 @@
 //! - `html`: parser into an arena tree; `walk`: the one iterative tree walk;
 //! - `render`: plain text; `url`: reference resolution.
 
+mod charset;
+mod classify;
+mod content;
 mod document;
 mod error;
 #[allow(dead_code)] // parts of the tree API are used only by later passes and tests
 mod html;
+mod quality;
 mod render;
 mod url;
 mod walk;
@@ -16,9 +20,10 @@ mod walk;
 pub use document::{
     DEFAULT_MAX_INPUT_BYTES, Document, Info, Link, Media, MediaKind, Mode, Options,
 };
+pub use charset::decode_html;
 pub use error::ExtractError;
 
-use html::{Dom, NodeId, ROOT, Tag};
+use html::Tag;
 
 /// The extractor's name, reported by [`info`] and recorded by the worker.
 pub const EXTRACTOR_NAME: &str = "riptide-article";
@@ -55,9 +60,10 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
     }
     let dom = html::parse(html);
     let base = url::parse_base(url);
-    let root = main_root(&dom);
-    let drop = boilerplate_mask(&dom);
-    let text = render::text_of(&dom, root, &drop);
+    let sel = content::select(&dom, options.mode == Mode::Full, None);
+    let root = sel.root;
+    let drop = &sel.drop;
+    let text = render::text_of(&dom, root, drop);
     let title = dom.title.map(|s| render::collapse(dom.s(s)));
     let mut links = Vec::new();
     for id in root..=dom.subtree_end(root) {
@@ -69,7 +75,7 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
         {
             links.push(Link {
                 url: u,
-                text: render::collapse(&render::text_of(&dom, id, &drop)),
+                text: render::collapse(&render::text_of(&dom, id, drop)),
                 rel: dom.attr(id, "rel").map(str::to_owned),
             });
         }
@@ -89,27 +95,18 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
         media: Vec::new(),
         word_count,
         reading_time_secs: word_count * 60 / 230,
-        quality: 0.0,
+        quality: sel.quality,
         extractor_version: EXTRACTOR_VERSION.to_owned(),
     })
 }
 
-fn main_root(dom: &Dom) -> NodeId {
-    for want in [Tag::Article, Tag::Main, Tag::Body] {
-        if let Some(id) = (0..dom.len()).find(|&id| dom.tag(id) == Some(want)) {
-            return id;
-        }
-    }
-    ROOT
-}
-
-fn boilerplate_mask(dom: &Dom) -> Vec<bool> {
-    (0..dom.len())
-        .map(|id| {
-            matches!(
-                dom.tag(id),
-                Some(Tag::Nav | Tag::Header | Tag::Footer | Tag::Aside | Tag::Form | Tag::Head)
-            )
-        })
-        .collect()
+/// Describes how the main content was chosen (the best-scoring candidates), for debugging the
+/// scorer. Not part of the stable API.
+#[doc(hidden)]
+pub fn explain(html: &str) -> String {
+    let dom = html::parse(html);
+    let mut out = String::new();
+    let sel = content::select(&dom, false, Some(&mut out));
+    out.push_str(&format!("chosen #{} quality {:.2}\n", sel.root, sel.quality));
+    out
 }
