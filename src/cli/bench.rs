@@ -1,0 +1,238 @@
+//! `riptide bench`: the end-to-end benchmark. In one run, against a throwaway namespace and
+//! the generated sample site on loopback, it measures
+//! 1. extraction only: the extractor on the same pages, with the worker's parallelism;
+//! 2. throughput: N jobs preloaded, a worker drains them (jobs/s until the last result);
+//! 3. latency: jobs enqueued at half the measured throughput, queue-to-result p50/p99 as a
+//!    downstream consumer sees it.
+//!
+//! The pipeline's overhead is the ratio of (2) to (1). It cleans up its namespace afterwards.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::publish::Publisher;
+use crate::broker::{Lane, Topology, connect};
+use crate::config::{Config, WireFormat};
+use crate::job::{JobRequest, JobResult, encode};
+use crate::producer::{JobTemplate, enqueue};
+use crate::sample_site;
+use crate::store::Store;
+use crate::worker::{self, WorkerOptions};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Jobs in the throughput phase (the latency phase uses half).
+    pub jobs: usize,
+    /// Distinct pages they cycle through.
+    pub pages: usize,
+    /// Repetitions; figures are medians over them.
+    pub runs: usize,
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    /// Extraction-only rate, pages per second.
+    pub extract_per_sec: f64,
+    /// Pipeline throughput, jobs per second.
+    pub jobs_per_sec: f64,
+    /// Queue-to-result latency at half load, median, milliseconds.
+    pub p50_ms: f64,
+    /// Queue-to-result latency at half load, 99th percentile, milliseconds.
+    pub p99_ms: f64,
+}
+
+impl RunFigures {
+    /// Pipeline throughput over extraction-only rate.
+    pub fn ratio(&self) -> f64 {
+        if self.extract_per_sec > 0.0 { self.jobs_per_sec / self.extract_per_sec } else { 0.0 }
+    }
+}
+
+/// Runs the benchmark `options.runs` times and returns every run's figures.
+pub async fn run(base: &Config, options: &BenchOptions) -> anyhow::Result<Vec<RunFigures>> {
+    let stop = CancellationToken::new();
+    let (addr, _site) = sample_site::serve("127.0.0.1:0".parse()?, options.pages, stop.clone()).await?;
+    let urls: Vec<String> = (0..options.pages).map(|n| format!("http://{addr}/articles/{n}")).collect();
+    let pages = fetch_pages(&urls).await?;
+    let mut figures = Vec::new();
+    for run in 1..=options.runs {
+        let mut config = base.clone();
+        config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        config.allow_private_networks = true;
+        let config = Arc::new(config);
+        let result = one_run(&config, options, &urls, &pages).await;
+        cleanup(&config).await;
+        let run_figures = result?;
+        eprintln!(
+            "run {run}: extract-only {:.0} pages/s, pipeline {:.0} jobs/s (ratio {:.2}), latency p50 {:.1} ms p99 {:.1} ms",
+            run_figures.extract_per_sec,
+            run_figures.jobs_per_sec,
+            run_figures.ratio(),
+            run_figures.p50_ms,
+            run_figures.p99_ms
+        );
+        figures.push(run_figures);
+    }
+    stop.cancel();
+    Ok(figures)
+}
+
+async fn one_run(
+    config: &Arc<Config>,
+    options: &BenchOptions,
+    urls: &[String],
+    pages: &[(String, String)],
+) -> anyhow::Result<RunFigures> {
+    super::migrate_namespace(config).await?;
+    let extract_per_sec = extraction_only(pages, options.jobs, config.worker.concurrency).await?;
+    let topology = Topology::new(&config.namespace)?;
+    let connection = connect(&config.amqp_url, "riptide-bench").await?;
+    let channel = connection.create_channel().await?;
+    let mut results = channel
+        .basic_consume(
+            topology.results_queue().as_str().into(),
+            "bench".into(),
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await?;
+
+    // Throughput: preload, then time the worker from start to the last result.
+    let job_urls: Vec<String> = (0..options.jobs).map(|i| format!("{}?j={i}", urls[i % urls.len()])).collect();
+    enqueue(config, job_urls, &JobTemplate::default(), WireFormat::Msgpack, || {}).await?;
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let worker_task = tokio::spawn(worker::run(config.clone(), WorkerOptions::default(), shutdown.clone()));
+    let mut received = 0;
+    while received < options.jobs {
+        next_result(&mut results).await?;
+        received += 1;
+    }
+    let jobs_per_sec = options.jobs as f64 / started.elapsed().as_secs_f64();
+
+    // Latency: paced at half the measured throughput.
+    let publisher = Publisher::open(&connection, &topology).await?;
+    let latency_jobs = (options.jobs / 2).max(1);
+    let interval = Duration::from_secs_f64(2.0 / jobs_per_sec.max(1.0));
+    let mut sent_at: HashMap<String, Instant> = HashMap::new();
+    let mut latencies = Vec::with_capacity(latency_jobs);
+    let mut ticker = tokio::time::interval(interval);
+    let mut next_job = 0;
+    while latencies.len() < latency_jobs {
+        tokio::select! {
+            _ = ticker.tick(), if next_job < latency_jobs => {
+                let id = format!("lat-{next_job}");
+                let request = JobRequest { id: Some(id.clone()), ..JobRequest::for_url(format!("{}?l={next_job}", urls[next_job % urls.len()])) };
+                let (body, content_type) = encode(&request, WireFormat::Msgpack)?;
+                sent_at.insert(id.clone(), Instant::now());
+                Publisher::confirmed(publisher.send_job(&body, content_type, &id, Lane::Normal).await?).await?;
+                next_job += 1;
+            }
+            result = next_result(&mut results) => {
+                let result = result?;
+                if let Some(sent) = sent_at.get(&result.job_id) {
+                    latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        }
+    }
+    shutdown.cancel();
+    worker_task.await??;
+    publisher.close().await?;
+    connection.close(200, "bench done".into()).await?;
+    latencies.sort_by(f64::total_cmp);
+    Ok(RunFigures {
+        extract_per_sec,
+        jobs_per_sec,
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    })
+}
+
+async fn next_result(results: &mut lapin::Consumer) -> anyhow::Result<JobResult> {
+    let delivery = tokio::time::timeout(Duration::from_secs(60), results.next())
+        .await
+        .map_err(|_| anyhow::anyhow!("no result for 60 s; is the worker stuck?"))?
+        .ok_or_else(|| anyhow::anyhow!("the results consumer ended"))??;
+    Ok(serde_json::from_slice(&delivery.data)?)
+}
+
+/// Fetches each page once, so extraction-only runs on exactly what the worker extracts.
+async fn fetch_pages(urls: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let mut pages = Vec::with_capacity(urls.len());
+    for url in urls {
+        pages.push((url.clone(), client.get(url).send().await?.error_for_status()?.text().await?));
+    }
+    Ok(pages)
+}
+
+/// Extracts `count` pages with `parallelism` blocking tasks, as the worker's extraction
+/// stage would, and returns pages per second.
+async fn extraction_only(pages: &[(String, String)], count: usize, parallelism: usize) -> anyhow::Result<f64> {
+    let pages = Arc::new(pages.to_vec());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..parallelism.max(1) {
+        let (pages, next) = (pages.clone(), next.clone());
+        tasks.push(tokio::task::spawn_blocking(move || -> Result<(), riptide_extractor::ExtractError> {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return Ok(());
+                }
+                let (url, html) = &pages[i % pages.len()];
+                riptide_extractor::extract(html, url, &riptide_extractor::Options::default())?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Deletes the namespace's queues, exchanges and Redis keys.
+pub async fn cleanup(config: &Config) {
+    let outcome: anyhow::Result<()> = async {
+        let topology = Topology::new(&config.namespace)?;
+        let connection = connect(&config.amqp_url, "riptide-cleanup").await?;
+        let channel = connection.create_channel().await?;
+        for queue in topology.all_queues() {
+            channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
+        }
+        for exchange in topology.all_exchanges() {
+            channel.exchange_delete(exchange.as_str().into(), Default::default()).await?;
+        }
+        connection.close(200, "cleaned".into()).await?;
+        Store::new(&config.redis_url, &config.namespace, &config.store)?.delete_namespace().await?;
+        Ok(())
+    }
+    .await;
+    if let Err(error) = outcome {
+        tracing::warn!(namespace = %config.namespace, %error, "Cleanup of the namespace failed.");
+    }
+}
+
+/// The median of `values` (0 when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
+}

@@ -1,0 +1,408 @@
+//! The `riptide` command line: flags, logging setup, and one small function per subcommand
+//! that calls the library. The only place besides `main.rs` that uses `anyhow`.
+//!
+//! Business logic lives in the library modules; a subcommand here parses, calls, prints.
+
+pub mod bench;
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions};
+use lapin::types::FieldTable;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::broker::{Topology, connect};
+use crate::config::{Config, WireFormat, redact_url};
+use crate::job::{JobResult, Mode, Render};
+use crate::producer::{JobTemplate, enqueue};
+use crate::store::Store;
+use crate::worker::{WorkerOptions, run as run_worker};
+
+/// Input files with more lines than this get a progress bar.
+const PROGRESS_BAR_LINES: usize = 300;
+
+/// riptide: crawl jobs from RabbitMQ in, clean documents in Redis out.
+#[derive(Debug, Parser)]
+#[command(name = "riptide", version, about)]
+pub struct Cli {
+    /// Configuration file layered over the defaults (environment variables win over it).
+    #[arg(long, global = true, env = "RIPTIDE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: human (default on a terminal) or json.
+    #[arg(long, global = true, env = "RIPTIDE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Declare the broker topology and the Redis schema (idempotent; safe to run concurrently).
+    Migrate,
+    /// Consume and process jobs until SIGINT/SIGTERM.
+    Worker {
+        /// Exit once the job and retry queues are empty and nothing is in flight.
+        #[arg(long)]
+        drain: bool,
+    },
+    /// Enqueue crawl jobs, one per URL.
+    Enqueue(EnqueueArgs),
+    /// Print results from the default results queue, one JSON object per line.
+    Results {
+        /// Keep waiting for new results instead of stopping when the queue is empty.
+        #[arg(long)]
+        follow: bool,
+        /// Stop after this many results.
+        #[arg(long)]
+        max: Option<usize>,
+    },
+    /// Show where a job is (its state record in Redis).
+    Status {
+        /// The job id.
+        id: String,
+    },
+    /// Serve the generated sample site on loopback until interrupted.
+    SampleSite {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        addr: SocketAddr,
+        /// Number of article pages.
+        #[arg(long, default_value_t = 20)]
+        pages: usize,
+    },
+    /// Benchmark the whole pipeline against extraction alone on the same pages.
+    Bench {
+        /// Jobs per throughput run.
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
+        /// Distinct pages.
+        #[arg(long, default_value_t = 50)]
+        pages: usize,
+        /// Runs; the summary gives medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+}
+
+/// Options of `riptide enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// URLs to crawl.
+    pub urls: Vec<String>,
+    /// Read URLs from this file, one per line (`-` for standard input); blank lines and `#` comments are skipped.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// What to extract.
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<Mode>,
+    /// How to fetch.
+    #[arg(long, value_parser = parse_render)]
+    pub render: Option<Render>,
+    /// 0 to 9; 5 and above use the high lane.
+    #[arg(long)]
+    pub priority: Option<u8>,
+    /// Attempts before dead-lettering.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Per-attempt budget in milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Serve a stored document younger than this many seconds.
+    #[arg(long)]
+    pub max_age_secs: Option<u64>,
+    /// Message encoding.
+    #[arg(long, value_enum, default_value = "msgpack")]
+    pub format: FormatArg,
+    /// Print the id of every accepted job.
+    #[arg(long)]
+    pub print_ids: bool,
+}
+
+/// Message encoding flag.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// application/json
+    Json,
+    /// application/msgpack
+    Msgpack,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse::<Mode>().map_err(|e| e.to_string())
+}
+
+fn parse_render(s: &str) -> Result<Render, String> {
+    match s {
+        "static" => Ok(Render::Static),
+        "headless" => Ok(Render::Headless),
+        "auto" => Ok(Render::Auto),
+        other => Err(format!("unknown render mode {other:?}: static, headless or auto")),
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging(cli.log_format);
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Migrate => migrate(&config).await,
+        Command::Worker { drain } => worker(config, drain).await,
+        Command::Enqueue(args) => enqueue_command(&config, args).await,
+        Command::Results { follow, max } => results(&config, follow, max).await,
+        Command::Status { id } => status(&config, &id).await,
+        Command::SampleSite { addr, pages } => sample_site(addr, pages).await,
+        Command::Bench { jobs, pages, runs } => bench_command(&config, jobs, pages, runs).await,
+    }
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let filter = EnvFilter::try_from_env("RIPTIDE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Human) => false,
+        None => !std::io::stderr().is_terminal() && std::env::var_os("RIPTIDE_LOG_FORMAT").is_some(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Applies the migrations to the broker and Redis of `config`'s namespace.
+pub async fn migrate_namespace(config: &Config) -> anyhow::Result<Vec<String>> {
+    let topology = Topology::new(&config.namespace)?;
+    let connection = connect(&config.amqp_url, "riptide-migrate").await?;
+    let channel = connection.create_channel().await?;
+    let applied = topology.apply(&channel).await?;
+    let store = Store::new(&config.redis_url, &config.namespace, &config.store)?;
+    store.raise_schema_version(topology.redis_schema).await.context("recording the Redis schema version")?;
+    connection.close(200, "migrated".into()).await?;
+    Ok(applied)
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
+    let applied = migrate_namespace(config).await?;
+    for line in applied {
+        println!("applied {line}");
+    }
+    println!(
+        "namespace {:?} is at topology v{} on {}",
+        config.namespace,
+        Topology::new(&config.namespace)?.version,
+        redact_url(&config.amqp_url)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn worker(config: Config, drain: bool) -> anyhow::Result<ExitCode> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_to_cancel(shutdown.clone()));
+    let report = run_worker(Arc::new(config), WorkerOptions { drain }, shutdown).await?;
+    tracing::info!(
+        done = report.done,
+        retried = report.retried,
+        dead = report.dead,
+        handed_back = report.handed_back,
+        "Worker stopped."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub async fn signal_to_cancel(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot listen for SIGTERM; only SIGINT stops the worker gracefully.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("Stop signal received; finishing in-flight jobs.");
+    token.cancel();
+}
+
+async fn enqueue_command(config: &Config, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
+    let mut urls = args.urls.clone();
+    if let Some(path) = &args.file {
+        urls.extend(read_url_lines(path)?);
+    }
+    anyhow::ensure!(!urls.is_empty(), "no URLs given: pass them as arguments or with --file");
+    let template = JobTemplate {
+        mode: args.mode,
+        render: args.render,
+        priority: args.priority,
+        max_attempts: args.max_attempts,
+        timeout_ms: args.timeout_ms,
+        max_age_secs: args.max_age_secs,
+    };
+    let format = match args.format {
+        FormatArg::Json => WireFormat::Json,
+        FormatArg::Msgpack => WireFormat::Msgpack,
+    };
+    let bar = (urls.len() > PROGRESS_BAR_LINES).then(|| indicatif::ProgressBar::new(urls.len() as u64));
+    let report = enqueue(config, urls, &template, format, || {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
+    })
+    .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.print_ids {
+        for id in &report.accepted {
+            println!("{id}");
+        }
+    }
+    for (line, reason) in &report.rejected {
+        eprintln!("rejected {line:?}: {reason}");
+    }
+    eprintln!("accepted {} job(s), rejected {}", report.accepted.len(), report.rejected.len());
+    Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn read_url_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        ))
+    };
+    let mut urls = Vec::new();
+    for line in reader.lines() {
+        let line = line?;
+        let trimmed = line.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            urls.push(trimmed.to_string());
+        }
+    }
+    Ok(urls)
+}
+
+async fn results(config: &Config, follow: bool, max: Option<usize>) -> anyhow::Result<ExitCode> {
+    let topology = Topology::new(&config.namespace)?;
+    let connection = connect(&config.amqp_url, "riptide-results").await?;
+    let channel = connection.create_channel().await?;
+    let queue = topology.results_queue();
+    let limit = max.unwrap_or(usize::MAX);
+    let mut printed = 0;
+    if follow {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signal_to_cancel(shutdown.clone()));
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "riptide-results".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        while printed < limit {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = consumer.next() => match next { Some(d) => d?, None => break },
+            };
+            print_result(&delivery.data)?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+            printed += 1;
+        }
+    } else {
+        while printed < limit {
+            let Some(message) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? else {
+                break;
+            };
+            print_result(&message.delivery.data)?;
+            message.delivery.acker.ack(BasicAckOptions::default()).await?;
+            printed += 1;
+        }
+    }
+    connection.close(200, "done".into()).await?;
+    eprintln!("{printed} result(s)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a result (JSON or MessagePack on the wire) as one line of JSON.
+fn print_result(data: &[u8]) -> anyhow::Result<()> {
+    let result: JobResult = match serde_json::from_slice(data) {
+        Ok(result) => result,
+        Err(_) => rmp_serde::from_slice(data).context("a result that is neither JSON nor MessagePack")?,
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+async fn status(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let store = Store::new(&config.redis_url, &config.namespace, &config.store)?;
+    let record = store.job_record(id).await?;
+    if record.is_empty() {
+        eprintln!("no job {id:?} in namespace {:?} (unknown, or its record expired)", config.namespace);
+        return Ok(ExitCode::from(3));
+    }
+    let sorted: std::collections::BTreeMap<_, _> = record.into_iter().collect();
+    println!("{}", serde_json::to_string_pretty(&sorted)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sample_site(addr: SocketAddr, pages: usize) -> anyhow::Result<ExitCode> {
+    let stop = CancellationToken::new();
+    tokio::spawn(signal_to_cancel(stop.clone()));
+    let (bound, handle) = crate::sample_site::serve(addr, pages, stop).await?;
+    println!("http://{bound}/");
+    handle.await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_command(config: &Config, jobs: usize, pages: usize, runs: usize) -> anyhow::Result<ExitCode> {
+    let figures = bench::run(config, &bench::BenchOptions { jobs, pages, runs }).await?;
+    let pick = |f: fn(&bench::RunFigures) -> f64| bench::median(figures.iter().map(f).collect());
+    println!(
+        "riptide bench: {jobs} jobs x {runs} runs, {pages} distinct ~100 KB pages, concurrency {}",
+        config.worker.concurrency
+    );
+    println!("| figure (median of {runs}) | value |");
+    println!("|---|---|");
+    println!("| extraction only (same pages, same parallelism) | {:.0} pages/s |", pick(|f| f.extract_per_sec));
+    println!(
+        "| pipeline throughput (broker + fetch + extract + Redis + result) | {:.0} jobs/s |",
+        pick(|f| f.jobs_per_sec)
+    );
+    println!("| pipeline / extraction-only | {:.2} |", pick(bench::RunFigures::ratio));
+    println!("| queue-to-result latency p50 at half load | {:.1} ms |", pick(|f| f.p50_ms));
+    println!("| queue-to-result latency p99 at half load | {:.1} ms |", pick(|f| f.p99_ms));
+    let _ = Duration::ZERO;
+    Ok(ExitCode::SUCCESS)
+}

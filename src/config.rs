@@ -1,0 +1,274 @@
+//! The configuration tree: `config/default.toml`, then an optional file, then `RIPTIDE_*`
+//! environment variables, checked as a whole before any connection opens.
+//!
+//! It owns loading and validation only; it must not open connections. Runtime knobs such as
+//! the log format are CLI flags (see `cli.rs`), not configuration.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The defaults, compiled in so the binary runs without the repository beside it.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variables under the `RIPTIDE_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["CONFIG", "LOG", "LOG_FORMAT"];
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value has the wrong type, a key is unknown, or a file does not parse. figment's
+    /// message names the key and where the value came from (file or variable).
+    #[error("invalid configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The file given with `--config` does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+    /// Values that parse but cannot work together; every problem is listed, one per line.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+/// The whole configuration of a riptide process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// RabbitMQ URL (`amqp://user:pass@host:port/vhost`); its password is never logged.
+    pub amqp_url: String,
+    /// Redis URL; documents and job state live there.
+    pub redis_url: String,
+    /// Address of the operations HTTP server.
+    pub ops_addr: SocketAddr,
+    /// Whether fetches may reach loopback, private, link-local and metadata addresses.
+    pub allow_private_networks: bool,
+    /// Prefix of every exchange, queue and Redis key.
+    pub namespace: String,
+    /// How a worker consumes.
+    pub worker: WorkerConfig,
+    /// Defaults and bounds applied to incoming jobs.
+    pub job: JobLimits,
+    /// The static HTTP fetcher.
+    pub fetch: FetchConfig,
+    /// The retry schedule.
+    pub retry: RetryConfig,
+    /// Redis storage.
+    pub store: StoreConfig,
+}
+
+/// How a worker consumes jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Jobs processed at the same time by one process (a semaphore; deliveries wait for a slot).
+    pub concurrency: usize,
+    /// Unacked deliveries the broker may push per lane (`basic.qos`).
+    pub prefetch: u16,
+    /// Seconds in-flight jobs get to finish after a stop signal, before they are handed back.
+    pub shutdown_grace_secs: u64,
+    /// One delivery in this many comes from the normal lane while the high lane has work.
+    pub high_lane_weight: u32,
+    /// Wire format of published results.
+    pub result_format: WireFormat,
+}
+
+/// Defaults and bounds for job fields; a job outside them is dead-lettered with a reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobLimits {
+    /// Timeout of a job that names none, in milliseconds.
+    pub default_timeout_ms: u64,
+    /// Largest timeout a job may ask for, in milliseconds.
+    pub max_timeout_ms: u64,
+    /// Attempts of a job that names none.
+    pub default_max_attempts: u32,
+    /// Largest `max_attempts` a job may ask for.
+    pub max_attempts_limit: u32,
+    /// Largest job message accepted, in bytes; larger ones are dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// Longest URL accepted, in bytes.
+    pub max_url_bytes: usize,
+}
+
+/// The static HTTP fetcher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// TCP (and TLS) connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Redirects followed before the fetch fails with `too_many_redirects`.
+    pub max_redirects: usize,
+    /// Cap on the decoded body, in bytes; above it the fetch fails with `body_too_large`.
+    pub max_body_bytes: usize,
+    /// The User-Agent header sent with every request.
+    pub user_agent: String,
+}
+
+/// The retry schedule (exponential backoff with full jitter).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Upper bound of the first retry's delay, in milliseconds.
+    pub base_delay_ms: u64,
+    /// Cap of the delay's upper bound, in milliseconds.
+    pub max_delay_ms: u64,
+    /// Growth of the upper bound per attempt.
+    pub factor: f32,
+}
+
+/// Redis storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Lifetime of a stored document, in seconds.
+    pub doc_ttl_secs: u64,
+    /// Lifetime of a job's state record, in seconds.
+    pub job_ttl_secs: u64,
+    /// Connections in the Redis pool.
+    pub pool_size: usize,
+    /// Longest pause between tries while Redis is unreachable, in milliseconds.
+    pub max_wait_backoff_ms: u64,
+}
+
+/// How messages are encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireFormat {
+    /// `application/json`.
+    Json,
+    /// `application/msgpack`.
+    Msgpack,
+}
+
+impl Config {
+    /// Loads the defaults, then `file` (which must exist when given), then `RIPTIDE_*`
+    /// variables, and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.display().to_string()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("RIPTIDE_").split("__").ignore(NON_CONFIG_ENV));
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Gathers every problem before failing, so one start shows them all.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, message: &str| {
+            if !ok {
+                problems.push(message.to_string());
+            }
+        };
+        check(
+            self.amqp_url.starts_with("amqp://") || self.amqp_url.starts_with("amqps://"),
+            "amqp_url: must start with amqp:// or amqps://",
+        );
+        check(
+            self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://"),
+            "redis_url: must start with redis:// or rediss://",
+        );
+        check(
+            !self.namespace.is_empty()
+                && self.namespace.len() <= 64
+                && self.namespace.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            "namespace: 1 to 64 characters of [A-Za-z0-9._-]",
+        );
+        check(self.worker.concurrency >= 1, "worker.concurrency: must be at least 1");
+        check(self.worker.prefetch >= 1, "worker.prefetch: must be at least 1");
+        check(self.worker.high_lane_weight >= 1, "worker.high_lane_weight: must be at least 1");
+        check(self.job.default_timeout_ms >= 100, "job.default_timeout_ms: must be at least 100");
+        check(
+            self.job.default_timeout_ms <= self.job.max_timeout_ms,
+            "job.default_timeout_ms: must not exceed job.max_timeout_ms",
+        );
+        check(self.job.default_max_attempts >= 1, "job.default_max_attempts: must be at least 1");
+        check(
+            self.job.default_max_attempts <= self.job.max_attempts_limit,
+            "job.default_max_attempts: must not exceed job.max_attempts_limit",
+        );
+        check(self.job.max_message_bytes >= 1024, "job.max_message_bytes: must be at least 1024");
+        check(self.job.max_url_bytes >= 16, "job.max_url_bytes: must be at least 16");
+        check(self.fetch.connect_timeout_ms >= 10, "fetch.connect_timeout_ms: must be at least 10");
+        check(self.fetch.max_body_bytes >= 1024, "fetch.max_body_bytes: must be at least 1024");
+        check(self.retry.base_delay_ms >= 1, "retry.base_delay_ms: must be at least 1");
+        check(
+            self.retry.base_delay_ms <= self.retry.max_delay_ms,
+            "retry.base_delay_ms: must not exceed retry.max_delay_ms",
+        );
+        check(self.retry.factor >= 1.0, "retry.factor: must be at least 1.0");
+        check(self.store.pool_size >= 1, "store.pool_size: must be at least 1");
+        check(self.store.doc_ttl_secs >= 1, "store.doc_ttl_secs: must be at least 1");
+        check(self.store.job_ttl_secs >= 1, "store.job_ttl_secs: must be at least 1");
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+
+    /// The grace period given to in-flight jobs on shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.worker.shutdown_grace_secs)
+    }
+}
+
+/// A URL with its password replaced by `***`, for logs and error messages.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which we ruled out.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.namespace, "riptide");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let mut config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        config.worker.concurrency = 0;
+        config.retry.factor = 0.5;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("worker.concurrency"), "{message}");
+        assert!(message.contains("retry.factor"), "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string("[worker]\nconcurrency = \"many\""));
+        let message = figment.extract::<Config>().unwrap_err().to_string();
+        assert!(message.contains("concurrency"), "{message}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string("[worker]\nconcurency = 3"));
+        let message = figment.extract::<Config>().unwrap_err().to_string();
+        assert!(message.contains("concurency"), "{message}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let redacted = redact_url("amqp://guest:secret@127.0.0.1:5672/%2f");
+        assert!(!redacted.contains("secret"));
+        assert!(redacted.contains("***"));
+    }
+}

@@ -1,0 +1,342 @@
+//! Static fetching: one HTTP GET with timeouts, a redirect limit, a cap on the decoded body,
+//! charset decoding and the SSRF guard of `guard.rs`.
+//!
+//! It knows no queue and no storage: it turns a URL into a [`FetchedPage`] or a [`FetchError`]
+//! that knows whether retrying can help ([`FetchError::classify`]).
+
+pub mod guard;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use encoding_rs::Encoding;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::{StatusCode, redirect};
+use url::Url;
+
+use crate::config::FetchConfig;
+use crate::failure::{Failure, FailureReason, Retry};
+use guard::{BlockedAddress, GuardedResolver, check_literal_host};
+
+/// Longest `Retry-After` honoured; a site asking for more gets this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A page as fetched and decoded.
+#[derive(Debug, Clone)]
+pub struct FetchedPage {
+    /// The URL after redirects.
+    pub final_url: Url,
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// The body decoded to UTF-8.
+    pub html: String,
+    /// The body size before decoding, in bytes.
+    pub body_bytes: usize,
+    /// Time from request to the last body byte.
+    pub elapsed: Duration,
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The target address is not public and private networks are not allowed.
+    #[error(transparent)]
+    Blocked(#[from] BlockedAddress),
+    /// The site answered with an error status.
+    #[error("HTTP {status} from {url}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// Where it came from (after redirects).
+        url: String,
+        /// The site's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The job's time budget ran out.
+    #[error("no complete response within {0:?}")]
+    Timeout(Duration),
+    /// More redirects than allowed.
+    #[error("more than {0} redirects")]
+    TooManyRedirects(usize),
+    /// The decoded body is over the cap.
+    #[error("body is over the {limit}-byte cap")]
+    BodyTooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The response is not a page.
+    #[error("content type {0:?} is not HTML or text")]
+    UnsupportedContentType(String),
+    /// A redirect pointed at a scheme other than http or https.
+    #[error("redirect to unsupported URL {0}")]
+    BadRedirect(String),
+    /// DNS, connect, TLS or a broken connection.
+    #[error("request failed: {0}")]
+    Transport(#[source] reqwest::Error),
+}
+
+impl FetchError {
+    /// Retryable: timeouts, transport errors, 408, 429 and 5xx. Everything else is permanent.
+    pub fn classify(&self) -> Failure {
+        let message = self.to_string();
+        match self {
+            FetchError::Blocked(_) => Failure::permanent(FailureReason::BlockedAddress, message),
+            FetchError::Status { status, retry_after, .. } => {
+                let retryable = *status == 408 || *status == 429 || *status >= 500;
+                let retry = if retryable { Retry::Later { after: *retry_after } } else { Retry::Never };
+                Failure { reason: FailureReason::HttpStatus, retry, message }
+            }
+            FetchError::Timeout(_) => Failure::retryable(FailureReason::Timeout, message),
+            FetchError::TooManyRedirects(_) => Failure::permanent(FailureReason::TooManyRedirects, message),
+            FetchError::BodyTooLarge { .. } => Failure::permanent(FailureReason::BodyTooLarge, message),
+            FetchError::UnsupportedContentType(_) => Failure::permanent(FailureReason::UnsupportedContentType, message),
+            FetchError::BadRedirect(_) => Failure::permanent(FailureReason::InvalidJob, message),
+            FetchError::Transport(_) => Failure::retryable(FailureReason::Connect, message),
+        }
+    }
+
+    /// Sorts a reqwest error into the variants above by the typed errors in its source chain.
+    fn from_reqwest(error: reqwest::Error, timeout: Duration, max_redirects: usize) -> Self {
+        if let Some(blocked) = find_source::<BlockedAddress>(&error) {
+            return FetchError::Blocked(blocked.clone());
+        }
+        if let Some(redirect) = find_source::<RedirectRefused>(&error) {
+            return match redirect {
+                RedirectRefused::TooMany => FetchError::TooManyRedirects(max_redirects),
+                RedirectRefused::Blocked(blocked) => FetchError::Blocked(blocked.clone()),
+                RedirectRefused::Scheme(url) => FetchError::BadRedirect(url.clone()),
+            };
+        }
+        if error.is_timeout() {
+            return FetchError::Timeout(timeout);
+        }
+        FetchError::Transport(error)
+    }
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Why the redirect policy stopped following.
+#[derive(Debug, Clone, thiserror::Error)]
+enum RedirectRefused {
+    #[error("too many redirects")]
+    TooMany,
+    #[error(transparent)]
+    Blocked(BlockedAddress),
+    #[error("redirect to unsupported URL {0}")]
+    Scheme(String),
+}
+
+/// The static fetcher: one shared connection pool for all jobs of a worker.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    config: Arc<FetchConfig>,
+}
+
+/// The fetcher could not be built (bad TLS setup or user agent).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct FetcherBuildError(#[from] reqwest::Error);
+
+impl Fetcher {
+    /// Builds the client. `allow_private` lets fetches reach non-public addresses.
+    pub fn new(config: &FetchConfig, allow_private: bool) -> Result<Self, FetcherBuildError> {
+        // reqwest is built without a bundled crypto provider; ring is installed here once.
+        // A second install fails harmlessly when another part of the process did it first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let max_redirects = config.max_redirects;
+        let policy = redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error(RedirectRefused::TooMany);
+            }
+            let target = attempt.url().clone();
+            if !matches!(target.scheme(), "http" | "https") {
+                return attempt.error(RedirectRefused::Scheme(target.to_string()));
+            }
+            if let Err(blocked) = check_literal_host(&target, allow_private) {
+                return attempt.error(RedirectRefused::Blocked(blocked));
+            }
+            attempt.follow()
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .redirect(policy)
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+            .no_proxy()
+            .pool_max_idle_per_host(32)
+            .build()?;
+        Ok(Fetcher { client, config: Arc::new(config.clone()) })
+    }
+
+    /// Fetches `url` within `timeout` (the job's whole budget for the fetch).
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        headers: &std::collections::BTreeMap<String, String>,
+        timeout: Duration,
+        allow_private: bool,
+    ) -> Result<FetchedPage, FetchError> {
+        check_literal_host(url, allow_private)?;
+        let started = Instant::now();
+        match tokio::time::timeout(timeout, self.fetch_inner(url, headers, timeout)).await {
+            Ok(result) => result.map(|mut page| {
+                page.elapsed = started.elapsed();
+                page
+            }),
+            Err(_) => Err(FetchError::Timeout(timeout)),
+        }
+    }
+
+    async fn fetch_inner(
+        &self,
+        url: &Url,
+        headers: &std::collections::BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<FetchedPage, FetchError> {
+        let max_redirects = self.config.max_redirects;
+        let wrap = |e: reqwest::Error| FetchError::from_reqwest(e, timeout, max_redirects);
+        let mut response =
+            self.client.get(url.clone()).headers(job_headers(headers)).timeout(timeout).send().await.map_err(wrap)?;
+        let status = response.status();
+        let final_url = response.url().clone();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+                url: final_url.to_string(),
+                retry_after: retry_after(status, response.headers()),
+            });
+        }
+        let content_type =
+            response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+        if let Some(ct) = &content_type
+            && !is_page_content_type(ct)
+        {
+            return Err(FetchError::UnsupportedContentType(ct.clone()));
+        }
+        let limit = self.config.max_body_bytes;
+        if response.content_length().is_some_and(|len| len > limit as u64) {
+            return Err(FetchError::BodyTooLarge { limit });
+        }
+        // reqwest decompresses as it streams, so this cap bounds the decoded size too:
+        // a small gzip bomb stops here instead of filling memory.
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(64 * 1024).min(limit as u64) as usize);
+        while let Some(chunk) = response.chunk().await.map_err(wrap)? {
+            if body.len() + chunk.len() > limit {
+                return Err(FetchError::BodyTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let html = decode_body(&body, content_type.as_deref());
+        Ok(FetchedPage { final_url, status: status.as_u16(), html, body_bytes: body.len(), elapsed: Duration::ZERO })
+    }
+}
+
+fn job_headers(headers: &std::collections::BTreeMap<String, String>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        // Job validation already refused invalid names and values; anything that still does
+        // not convert is skipped rather than failing the fetch.
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
+fn is_page_content_type(ct: &str) -> bool {
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.is_empty()
+        || essence == "text/html"
+        || essence == "application/xhtml+xml"
+        || essence == "text/plain"
+        || essence == "application/xml"
+        || essence == "text/xml"
+}
+
+/// `Retry-After` in seconds or as an HTTP date, on statuses where it means "come back later".
+fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+        return None;
+    }
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match raw.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(raw).ok()?.duration_since(std::time::SystemTime::now()).ok()?,
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// Decodes the body with the charset from the header, else a BOM or `<meta>` in the first
+/// KiB, else UTF-8 (invalid bytes become U+FFFD rather than failing the page).
+pub fn decode_body(body: &[u8], content_type: Option<&str>) -> String {
+    let from_header = content_type.and_then(charset_param).and_then(|label| Encoding::for_label(label.as_bytes()));
+    let encoding = from_header
+        .or_else(|| Encoding::for_bom(body).map(|(enc, _)| enc))
+        .or_else(|| sniff_meta_charset(body))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, _) = encoding.decode(body);
+    text.into_owned()
+}
+
+fn charset_param(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (key, value) = param.split_once('=')?;
+        key.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"'))
+    })
+}
+
+fn sniff_meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(1024)];
+    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let at = head.find("charset=")? + "charset=".len();
+    let rest = head[at..].trim_start_matches(['"', '\'']);
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(rest.len());
+    Encoding::for_label(&rest.as_bytes()[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charset_from_header_meta_or_default() {
+        let latin1 = b"<p>caf\xe9</p>";
+        assert_eq!(decode_body(latin1, Some("text/html; charset=ISO-8859-1")), "<p>café</p>");
+        let with_meta = b"<html><head><meta charset=\"windows-1252\"></head><p>\x93hi\x94</p>";
+        assert!(decode_body(with_meta, Some("text/html")).contains("\u{201c}hi\u{201d}"));
+        assert_eq!(decode_body("héllo".as_bytes(), None), "héllo");
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        let status = |s: u16| FetchError::Status { status: s, url: String::new(), retry_after: None }.classify();
+        assert!(status(503).is_retryable());
+        assert!(status(429).is_retryable());
+        assert!(status(408).is_retryable());
+        assert!(!status(404).is_retryable());
+        assert!(!status(410).is_retryable());
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(StatusCode::SERVICE_UNAVAILABLE, &headers), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(StatusCode::NOT_FOUND, &headers), None);
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let parsed = retry_after(StatusCode::TOO_MANY_REQUESTS, &headers).unwrap();
+        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,34 @@
+//! riptide: a queue-driven crawl and extraction worker. Crawl jobs arrive on RabbitMQ, pages
+//! are fetched and extracted, documents land in Redis, results and failures go back out on
+//! the broker.
+//!
+//! The map, in the order a job travels:
+//! - [`job`]: the messages (crawl job, result) and their JSON / MessagePack codecs.
+//! - [`config`]: the configuration tree (defaults, file, `RIPTIDE_*` environment).
+//! - [`broker`]: RabbitMQ: connection, topology and migrations, publishing, consuming.
+//! - [`worker`]: consume, run the pipeline, settle each delivery (ack last).
+//! - [`pipeline`]: one job end to end: decode, cache check, fetch, extract, store.
+//! - [`fetch`]: static HTTP fetching with limits and the SSRF guard.
+//! - [`extract`]: the extraction stage (the extractor core, off the async runtime).
+//! - [`store`]: Redis: documents, job state, schema version.
+//! - [`failure`]: the closed set of failure reasons and the retry decision.
+//! - [`retry`]: the backoff schedule and delay-queue tiers.
+//! - [`producer`]: enqueueing jobs with publisher confirms.
+//! - [`ops`]: the metric catalogue.
+//! - [`sample_site`]: a small generated site served on loopback (quick start, tests, bench).
+//! - [`cli`]: the `riptide` command line, and `riptide bench` (the end-to-end benchmark).
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod failure;
+pub mod fetch;
+pub mod job;
+pub mod ops;
+pub mod pipeline;
+pub mod producer;
+pub mod retry;
+pub mod sample_site;
+pub mod store;
+pub mod worker;
