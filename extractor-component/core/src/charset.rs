@@ -16,13 +16,7 @@ pub fn decode_html(bytes: &[u8], http_charset: Option<&str>) -> String {
         .map(|(e, _)| e)
         .or_else(|| http_charset.and_then(|c| Encoding::for_label(c.trim().as_bytes())))
         .or_else(|| prescan(bytes))
-        .unwrap_or_else(|| {
-            if std::str::from_utf8(bytes).is_ok() {
-                UTF_8
-            } else {
-                WINDOWS_1252
-            }
-        });
+        .unwrap_or_else(|| if std::str::from_utf8(bytes).is_ok() { UTF_8 } else { WINDOWS_1252 });
     // A page declaring a UTF-16 charset in ASCII-compatible <meta> is really ASCII-compatible.
     let encoding = encoding.output_encoding();
     let (text, _, _) = encoding.decode(bytes);

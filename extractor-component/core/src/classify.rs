@@ -6,37 +6,181 @@ use crate::html::{Dom, NodeId, Tag};
 
 /// Tokens that mark navigation, ads, social widgets, comments and other page furniture.
 const NEGATIVE: &[&str] = &[
-    "ad", "ads", "adv", "advert", "advertisement", "advertising", "adslot", "agegate", "banner",
-    "breadcrumb", "breadcrumbs", "combx", "comment", "comments", "commentlist", "community",
-    "consent", "cookie", "cookies", "disqus", "dropdown", "footer", "footnote", "gdpr", "hidden",
-    "jump", "login", "masthead", "menu", "modal", "nav", "navbar", "navigation", "newsletter",
-    "outbrain", "overlay", "pager", "pagination", "paywall", "popular", "popup", "promo",
-    "promotion", "recommend", "recommended", "recirc", "related", "remark", "replies", "reply",
-    "rss", "share", "sharebar", "sharing", "shoutbox", "sidebar", "signup", "skip", "social",
-    "sponsor", "sponsored", "subscribe", "subscription", "taboola", "tags", "toolbar", "tools",
-    "trending", "tweet", "widget", "subnav", "topnav", "sitenav", "teaser", "teasers", "byline",
-    "dateline", "timestamp", "author", "print", "email", "facebook", "twitter", "whatsapp",
-    "pinterest", "linkedin", "follow", "most", "read-more", "readmore", "more", "caption",
-    "date", "time", "published", "meta", "updated", "info", "author-info", "signature",
-    "credit", "credits", "copyright", "legal", "disclaimer", "bio", "inline-ad", "ad-container",
+    "ad",
+    "ads",
+    "adv",
+    "advert",
+    "advertisement",
+    "advertising",
+    "adslot",
+    "agegate",
+    "banner",
+    "breadcrumb",
+    "breadcrumbs",
+    "combx",
+    "comment",
+    "comments",
+    "commentlist",
+    "community",
+    "consent",
+    "cookie",
+    "cookies",
+    "disqus",
+    "dropdown",
+    "footer",
+    "footnote",
+    "gdpr",
+    "hidden",
+    "jump",
+    "login",
+    "masthead",
+    "menu",
+    "modal",
+    "nav",
+    "navbar",
+    "navigation",
+    "newsletter",
+    "outbrain",
+    "overlay",
+    "pager",
+    "pagination",
+    "paywall",
+    "popular",
+    "popup",
+    "promo",
+    "promotion",
+    "recommend",
+    "recommended",
+    "recirc",
+    "related",
+    "remark",
+    "replies",
+    "reply",
+    "rss",
+    "share",
+    "sharebar",
+    "sharing",
+    "shoutbox",
+    "sidebar",
+    "signup",
+    "skip",
+    "social",
+    "sponsor",
+    "sponsored",
+    "subscribe",
+    "subscription",
+    "taboola",
+    "tags",
+    "toolbar",
+    "tools",
+    "trending",
+    "tweet",
+    "widget",
+    "subnav",
+    "topnav",
+    "sitenav",
+    "teaser",
+    "teasers",
+    "byline",
+    "dateline",
+    "timestamp",
+    "author",
+    "print",
+    "email",
+    "follow",
+    "most",
+    "header",
+    "read-more",
+    "readmore",
+    "more",
+    "caption",
+    "date",
+    "time",
+    "published",
+    "meta",
+    "updated",
+    "info",
+    "author-info",
+    "signature",
+    "credit",
+    "credits",
+    "copyright",
+    "legal",
+    "disclaimer",
+    "bio",
+    "inline-ad",
+    "ad-container",
 ];
 
 /// Negative tokens that win even when a positive token is present (`comment-body`,
 /// `sidebar-content`): these sections are never the article.
 const STRONG: &[&str] = &[
-    "comment", "comments", "commentlist", "disqus", "sidebar", "related", "share", "sharing",
-    "social", "newsletter", "promo", "footer", "nav", "navbar", "navigation", "menu", "breadcrumb",
-    "breadcrumbs", "cookie", "cookies", "consent", "gdpr", "popup", "modal", "outbrain",
-    "taboola", "recirc", "recommended", "replies", "reply", "subscribe", "signup", "paywall",
-    "advertisement", "trending", "popular",
+    "comment",
+    "comments",
+    "commentlist",
+    "disqus",
+    "sidebar",
+    "related",
+    "share",
+    "sharing",
+    "social",
+    "newsletter",
+    "promo",
+    "footer",
+    "nav",
+    "navbar",
+    "navigation",
+    "menu",
+    "breadcrumb",
+    "breadcrumbs",
+    "cookie",
+    "cookies",
+    "consent",
+    "gdpr",
+    "popup",
+    "modal",
+    "outbrain",
+    "taboola",
+    "recirc",
+    "recommended",
+    "replies",
+    "reply",
+    "subscribe",
+    "signup",
+    "paywall",
+    "advertisement",
+    "trending",
+    "popular",
 ];
 
 /// Stems matched anywhere in a lower-cased class/id (`cookieNotice`, `relatedStories`,
 /// `socialShare`): distinctive enough that a substring match is safe.
 const STEMS: &[&str] = &[
-    "cookie", "comment", "sidebar", "social", "newsletter", "related", "advert", "promo",
-    "breadcrumb", "disqus", "subscri", "sponsor", "footer", "navbar", "popup", "outbrain", "taboola",
-    "sharing", "share-", "-share", "sharebar", "byline", "dateline", "timestamp", "recommend",
+    "cookie",
+    "comment",
+    "sidebar",
+    "social",
+    "newsletter",
+    "related",
+    "advert",
+    "promo",
+    "breadcrumb",
+    "disqus",
+    "subscri",
+    "sponsor",
+    "footer",
+    "navbar",
+    "popup",
+    "outbrain",
+    "taboola",
+    "sharing",
+    "share-",
+    "-share",
+    "sharebar",
+    "byline",
+    "dateline",
+    "timestamp",
+    "recommend",
 ];
 
 /// Reader comments: never the article, however much text they hold.
@@ -44,15 +188,46 @@ const COMMENT: &[&str] = &["comment", "comments", "commentlist", "disqus", "repl
 
 /// Tokens that mark the main content.
 const POSITIVE: &[&str] = &[
-    "article", "articlebody", "article-body", "body", "content", "entry", "entry-content", "main",
-    "post", "post-body", "post-content", "story", "story-body", "storybody", "text", "blog",
-    "hentry", "page", "prose", "rich-text", "richtext", "paragraph", "articletext",
+    "article",
+    "articlebody",
+    "article-body",
+    "body",
+    "content",
+    "entry",
+    "entry-content",
+    "main",
+    "post",
+    "post-body",
+    "post-content",
+    "story",
+    "story-body",
+    "storybody",
+    "text",
+    "blog",
+    "hentry",
+    "page",
+    "prose",
+    "rich-text",
+    "richtext",
+    "paragraph",
+    "articletext",
 ];
 
 /// Roles whose elements are never content.
 const NEGATIVE_ROLES: &[&str] = &[
-    "navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar", "dialog",
-    "alert", "alertdialog", "tablist", "toolbar", "tooltip",
+    "navigation",
+    "banner",
+    "contentinfo",
+    "complementary",
+    "search",
+    "menu",
+    "menubar",
+    "dialog",
+    "alert",
+    "alertdialog",
+    "tablist",
+    "toolbar",
+    "tooltip",
 ];
 
 /// The class/id verdict for one element.
@@ -67,8 +242,7 @@ pub(crate) struct Verdict {
 }
 
 fn tokens(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty())
+    s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty())
 }
 
 fn contains(list: &[&str], token: &str) -> bool {
@@ -112,10 +286,16 @@ pub(crate) fn verdict(dom: &Dom, id: NodeId) -> Verdict {
             }
         }
     }
-    if let Some(prop) = dom.attr(id, "itemprop") {
-        if prop.contains("articleBody") || prop.contains("text") {
-            v.positive = true;
-        }
+    // An embedded post (`social-media-embed`, `instagram-embed`) is quoted content.
+    if v.negative
+        && ["class", "id"].iter().any(|a| dom.attr(id, a).is_some_and(|c| c.to_ascii_lowercase().contains("embed")))
+    {
+        v = Verdict::default();
+    }
+    if let Some(prop) = dom.attr(id, "itemprop")
+        && (prop.contains("articleBody") || prop.contains("text"))
+    {
+        v.positive = true;
     }
     v
 }
@@ -128,22 +308,14 @@ pub(crate) fn hidden_or_furniture(dom: &Dom, id: NodeId) -> bool {
             "hidden" => return true,
             "aria-hidden" if value.trim() == "true" => return true,
             "style" => {
-                let compact: String = value
-                    .chars()
-                    .filter(|c| !c.is_whitespace())
-                    .collect::<String>()
-                    .to_ascii_lowercase();
+                let compact: String =
+                    value.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
                 if compact.contains("display:none") || compact.contains("visibility:hidden") {
                     return true;
                 }
             }
-            "role" => {
-                if NEGATIVE_ROLES
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(value.trim()))
-                {
-                    return true;
-                }
+            "role" if NEGATIVE_ROLES.iter().any(|r| r.eq_ignore_ascii_case(value.trim())) => {
+                return true;
             }
             _ => {}
         }

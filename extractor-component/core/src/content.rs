@@ -21,8 +21,8 @@ pub(crate) struct Selection {
     pub(crate) drop: Vec<bool>,
     /// Confidence in 0..=1 (see `quality`).
     pub(crate) quality: f32,
-    /// Characters of text in the selection (after dropping).
-    pub(crate) chars: u32,
+    /// Like `drop`, but figures, pictures, video and audio are kept: the mask for the media list.
+    pub(crate) media_drop: Vec<bool>,
 }
 
 /// Per-node statistics.
@@ -89,9 +89,18 @@ fn block_weight(chars: u32, link_chars: u32, punct: u32, tag: Option<Tag>) -> f3
 
 /// Selects the main content of `dom`. `full` keeps the whole body (only never-content elements
 /// and hidden ones are dropped).
-pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Selection {
+pub(crate) fn select(
+    dom: &Dom,
+    full: bool,
+    pre_drop: &[bool],
+    keep: &[bool],
+    explain: Option<&mut String>,
+) -> Selection {
     let n = dom.len() as usize;
-    let mut drop = vec![false; n];
+    let mut drop = pre_drop.to_vec();
+    drop.resize(n, false);
+    let mut media_drop = drop.clone();
+    let kept = |id: usize| keep.get(id).copied().unwrap_or(false);
     let mut neg = vec![false; n];
     let mut guard = vec![0.5f32; n];
     let mut bias = vec![1.0f32; n];
@@ -101,29 +110,33 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
     for id in 1..n {
         let node = dom.node(id as NodeId);
         let parent = node.parent as usize;
-        if drop[parent] {
+        if media_drop[parent] {
+            media_drop[id] = true;
+        }
+        if drop[parent] || drop[id] {
             drop[id] = true;
             continue;
         }
         in_link[id] = in_link[parent];
-        owner[id] = if is_block(dom, id as NodeId) {
-            id as NodeId
-        } else {
-            owner[parent]
-        };
+        owner[id] = if is_block(dom, id as NodeId) { id as NodeId } else { owner[parent] };
         if let NodeData::Element { tag, .. } = node.data {
             if tag == Tag::A {
                 in_link[id] = true;
             }
-            let furniture = !full && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time);
+            let furniture =
+                !full && !kept(id) && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time | Tag::Header);
             if never_content(tag) || furniture || hidden_or_furniture(dom, id as NodeId) {
                 drop[id] = true;
+                let media_tag = matches!(tag, Tag::Figure | Tag::Figcaption | Tag::Picture | Tag::Video | Tag::Audio);
+                media_drop[id] |= !media_tag || hidden_or_furniture(dom, id as NodeId);
                 continue;
             }
             if !full {
                 let v = verdict(dom, id as NodeId);
+                // Embedded posts (`blockquote.twitter-tweet`) are quoted content, never furniture.
                 if (v.strong || (v.negative && !v.positive))
-                    && !matches!(tag, Tag::Body | Tag::Html | Tag::A)
+                    && !kept(id)
+                    && !matches!(tag, Tag::Body | Tag::Html | Tag::A | Tag::Blockquote)
                 {
                     neg[id] = true;
                     // Guard share: how much of the page's prose the subtree may hold and still
@@ -142,10 +155,7 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
                 if matches!(tag, Tag::Article | Tag::Main) {
                     bias[id] *= 1.1;
                 }
-                if dom
-                    .attr(id as NodeId, "itemprop")
-                    .is_some_and(|p| p.contains("articleBody"))
-                {
+                if dom.attr(id as NodeId, "itemprop").is_some_and(|p| p.contains("articleBody")) {
                     bias[id] *= 1.3;
                 }
             }
@@ -169,12 +179,8 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
             }
         }
     }
-    let mut stats = Stats {
-        chars: own_chars.clone(),
-        link_chars: own_link.clone(),
-        score: vec![0.0; n],
-        good: vec![0; n],
-    };
+    let mut stats =
+        Stats { chars: own_chars.clone(), link_chars: own_link.clone(), score: vec![0.0; n], good: vec![0; n] };
     for id in 0..n {
         if own_chars[id] > 0 {
             let w = block_weight(own_chars[id], own_link[id], own_punct[id], dom.tag(id as NodeId));
@@ -223,13 +229,7 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
 
     if full {
         let root = body_or_root(dom);
-        let chars = stats.chars[root as usize];
-        return Selection {
-            root,
-            drop,
-            quality: 0.0,
-            chars,
-        };
+        return Selection { root, drop, quality: 0.0, media_drop };
     }
 
     // Best subtree: maximal bias-weighted score. Ties go to the deeper node (less furniture).
@@ -264,8 +264,9 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
         let links = stats.link_chars[id];
         let linky = chars > 0 && links * 2 > chars && is_block(dom, id as NodeId);
         let junk = stats.score[id] < 0.0 && stats.good[id] == 0 && links * 4 > chars;
-        if neg[id] || linky || junk {
+        if (neg[id] || linky || junk) && !kept(id) {
             drop[id] = true;
+            media_drop[id] = true;
         }
     }
     drop_title_and_orphan_headings(dom, best, &mut drop, &stats.chars);
@@ -283,7 +284,11 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
                 dom.name(a),
                 dom.attr(a, "class").unwrap_or(""),
                 dom.attr(a, "id").unwrap_or(""),
-                neg[i], drop[i], stats.score[i], stats.good[i], good_all[i]
+                neg[i],
+                drop[i],
+                stats.score[i],
+                stats.good[i],
+                good_all[i]
             ));
             a = dom.node(a).parent;
         }
@@ -299,33 +304,13 @@ pub(crate) fn select(dom: &Dom, full: bool, explain: Option<&mut String>) -> Sel
             ));
         }
     }
-    let chars = selection_chars(dom, best, &drop);
     let quality = crate::quality::score(
         stats.good[best as usize],
         total_good,
         stats.chars[best as usize],
         stats.link_chars[best as usize],
     );
-    Selection {
-        root: best,
-        drop,
-        quality,
-        chars,
-    }
-}
-
-fn selection_chars(dom: &Dom, root: NodeId, drop: &[bool]) -> u32 {
-    let end = dom.subtree_end(root) as usize;
-    let mut chars = 0;
-    for id in root as usize..=end {
-        if !drop[id] {
-            if let NodeData::Text(_) = dom.node(id as NodeId).data {
-                // A text node under a dropped ancestor is flagged too (forward marking above).
-                chars += count_chars(dom.text(id as NodeId)).0;
-            }
-        }
-    }
-    chars
+    Selection { root: best, drop, quality, media_drop }
 }
 
 /// `<body>` if there is one, else the root.
@@ -350,10 +335,7 @@ pub(crate) fn body_or_root(dom: &Dom) -> NodeId {
 
 /// Letters and digits of `s`, lower-cased: for comparing a heading with the page title.
 fn squash(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
+    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
 /// Headings in the selection that are the page title (the title is `Document::title`, not body
@@ -374,8 +356,7 @@ fn drop_title_and_orphan_headings(dom: &Dom, root: NodeId, drop: &mut [bool], ch
         if text.is_empty() {
             continue;
         }
-        let is_title = (level == 1 && !seen_h1)
-            || (text.len() >= 12 && title.contains(&text));
+        let is_title = (level == 1 && !seen_h1) || (text.len() >= 12 && title.contains(&text));
         if level == 1 {
             seen_h1 = true;
         }

@@ -1,29 +1,35 @@
 //! riptide's extractor core: HTML in, [`Document`] out, as a pure function (no I/O, no clock, no
 //! randomness), so that the native build and the WASM guest (`extractor-component/guest`) give
 //! identical documents. Module map:
-//! - `document` / `error`: the public types and [`ExtractError`];
-//! - `html`: parser into an arena tree; `walk`: the one iterative tree walk;
-//! - `render`: plain text; `url`: reference resolution.
+//! - `document`, `error`: the public types and [`ExtractError`]; `charset`: bytes to text;
+//! - `html`: the parser into an arena tree; `walk`: the one (iterative) tree walk;
+//! - `classify`: class/id/role signals; `content`: main-content selection; `quality`: its score;
+//! - `render`: plain text; `markdown`: Markdown; `media`: links and media lists; `url`: resolution;
+//! - `metadata`, `dates`: title, byline, date, site, description; `lang`: language detection;
+//! - `selectors`: the keep/drop selector subset.
 
 mod charset;
 mod classify;
 mod content;
+mod dates;
 mod document;
 mod error;
-#[allow(dead_code)] // parts of the tree API are used only by later passes and tests
 mod html;
+mod lang;
+mod markdown;
+mod media;
+mod metadata;
 mod quality;
 mod render;
+mod selectors;
 mod url;
 mod walk;
 
-pub use document::{
-    DEFAULT_MAX_INPUT_BYTES, Document, Info, Link, Media, MediaKind, Mode, Options,
-};
 pub use charset::decode_html;
+pub use document::{DEFAULT_MAX_INPUT_BYTES, Document, Info, Link, Media, MediaKind, Mode, Options};
 pub use error::ExtractError;
 
-use html::Tag;
+use html::{Dom, NodeId};
 
 /// The extractor's name, reported by [`info`] and recorded by the worker.
 pub const EXTRACTOR_NAME: &str = "riptide-article";
@@ -34,6 +40,13 @@ pub const EXTRACTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Version of the WIT contract (`wit/extractor.wit`, package `riptide:extractor@0.1.0`) this core
 /// implements. Bumped on any change to the records or functions.
 pub const CONTRACT_VERSION: u32 = 1;
+
+/// Words per minute behind [`Document::reading_time_secs`] (adult silent reading of prose).
+const WORDS_PER_MINUTE: u32 = 230;
+
+/// Below this many characters of extracted text, a longer JSON-LD `articleBody` is used instead:
+/// the page's markup did not carry the article (client-rendered pages, paywalled markup).
+const MIN_TEXT_CHARS: usize = 250;
 
 /// What this extractor is and can do.
 pub fn info() -> Info {
@@ -48,56 +61,181 @@ pub fn info() -> Info {
 /// Extracts one page. `url` is the page's address (used to resolve relative links; may be empty,
 /// relative links are then dropped).
 ///
+/// Runs in time linear in the input (the parser caps nesting depth and node count), never
+/// panics, and returns the same document for the same input on every platform.
+///
 /// # Errors
 /// [`ExtractError::TooLarge`] when `html` is longer than `options.max_input_bytes`;
-/// [`ExtractError::InvalidInput`] when it is binary data rather than text.
+/// [`ExtractError::InvalidInput`] when it is binary data rather than text, or a selector in the
+/// options is outside the supported subset.
 pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, ExtractError> {
     if html.len() > options.max_input_bytes {
-        return Err(ExtractError::TooLarge {
-            size: html.len() as u64,
-            limit: options.max_input_bytes as u64,
-        });
+        return Err(ExtractError::TooLarge { size: html.len() as u64, limit: options.max_input_bytes as u64 });
     }
+    if let Some(reason) = binary_reason(html) {
+        return Err(ExtractError::InvalidInput { reason });
+    }
+    let keep_sel = selectors::parse_list(&options.keep_selectors.join(","))?;
+    let drop_sel = selectors::parse_list(&options.drop_selectors.join(","))?;
+
     let dom = html::parse(html);
     let base = url::parse_base(url);
-    let sel = content::select(&dom, options.mode == Mode::Full, None);
-    let root = sel.root;
-    let drop = &sel.drop;
-    let text = render::text_of(&dom, root, drop);
-    let title = dom.title.map(|s| render::collapse(dom.s(s)));
-    let mut links = Vec::new();
-    for id in root..=dom.subtree_end(root) {
-        if dom.tag(id) == Some(Tag::A)
-            && !drop[id as usize]
-            && let Some(u) = dom
-                .attr(id, "href")
-                .and_then(|h| url::resolve(base.as_ref(), h))
-        {
-            links.push(Link {
-                url: u,
-                text: render::collapse(&render::text_of(&dom, id, drop)),
-                rel: dom.attr(id, "rel").map(str::to_owned),
-            });
+    let meta = metadata::read(&dom);
+    let n = dom.len() as usize;
+    let mut pre_drop = vec![false; n];
+    selectors::mark(&dom, &drop_sel, &mut pre_drop);
+    let mut keep = vec![false; n];
+    selectors::mark(&dom, &keep_sel, &mut keep);
+
+    let mut doc = Document {
+        url: url.to_owned(),
+        title: meta.title.clone(),
+        byline: meta.byline.clone(),
+        published: meta.published.clone(),
+        site_name: meta.site_name.clone(),
+        description: meta.description.clone(),
+        language: meta.language.clone(),
+        text: String::new(),
+        markdown: String::new(),
+        links: Vec::new(),
+        media: Vec::new(),
+        word_count: 0,
+        reading_time_secs: 0,
+        quality: 0.0,
+        extractor_version: EXTRACTOR_VERSION.to_owned(),
+    };
+    match options.mode {
+        Mode::Metadata => {}
+        Mode::Links => {
+            let sel = content::select(&dom, true, &pre_drop, &keep, None);
+            doc.links = media::links(&dom, &[sel.root], &sel.drop, base.as_ref());
+        }
+        Mode::Full | Mode::Article => {
+            let full = options.mode == Mode::Full;
+            let sel = content::select(&dom, full, &pre_drop, &keep, None);
+            let roots = roots_with_kept(&dom, sel.root, &keep, &sel.drop);
+            fill_content(&mut doc, &dom, &roots, &sel, base.as_ref(), &meta);
+            doc.quality = if full { 0.0 } else { sel.quality };
+            if !full && doc.text.chars().count() < MIN_TEXT_CHARS {
+                use_json_ld_body(&mut doc, &meta);
+            }
         }
     }
-    let word_count = text.split_whitespace().count() as u32;
-    Ok(Document {
-        url: url.to_owned(),
-        title,
-        byline: None,
-        published: None,
-        site_name: None,
-        description: None,
-        language: None,
-        markdown: text.clone(),
-        text,
-        links,
-        media: Vec::new(),
-        word_count,
-        reading_time_secs: word_count * 60 / 230,
-        quality: sel.quality,
-        extractor_version: EXTRACTOR_VERSION.to_owned(),
-    })
+    // Language: the text's own evidence first, the page's declaration when the text is unsure.
+    if let Some(detected) = lang::detect(&doc.text) {
+        doc.language = Some(detected.to_owned());
+    }
+    doc.word_count = word_count(&doc.text);
+    doc.reading_time_secs = doc.word_count * 60 / WORDS_PER_MINUTE;
+    Ok(doc)
+}
+
+/// The selection's root plus kept elements (keep selectors) that lie outside it, in page order.
+fn roots_with_kept(dom: &Dom, root: NodeId, keep: &[bool], drop: &[bool]) -> Vec<NodeId> {
+    let mut roots = vec![root];
+    let end = dom.subtree_end(root);
+    for id in 0..dom.len() {
+        let outside = id < root || id > end;
+        let parent = dom.node(id).parent;
+        let top_kept = keep[id as usize] && (parent == html::NONE || !keep[parent as usize]) && !drop[id as usize];
+        if outside && top_kept {
+            roots.push(id);
+        }
+    }
+    roots.sort_unstable();
+    roots
+}
+
+fn fill_content(
+    doc: &mut Document,
+    dom: &Dom,
+    roots: &[NodeId],
+    sel: &content::Selection,
+    base: Option<&url::Base<'_>>,
+    meta: &metadata::Metadata,
+) {
+    let drop = &sel.drop;
+    let mut text = String::new();
+    let mut md = String::new();
+    for &root in roots {
+        let t = render::text_of(dom, root, drop);
+        if t.is_empty() {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+            md.push_str("\n\n");
+        }
+        text.push_str(&t);
+        md.push_str(&markdown::markdown_of(dom, root, drop, base));
+    }
+    doc.text = text;
+    doc.markdown = md;
+    doc.links = media::links(dom, roots, drop, base);
+    doc.media = media::media(dom, roots, &sel.media_drop, base, meta.image.as_deref());
+}
+
+/// Replaces a too-short extraction with the page's JSON-LD `articleBody` when that is longer.
+fn use_json_ld_body(doc: &mut Document, meta: &metadata::Metadata) {
+    let Some(body) = meta.article_body.as_deref() else {
+        return;
+    };
+    let paragraphs: Vec<String> = body.split('\n').map(render::collapse).filter(|p| !p.is_empty()).collect();
+    let text = paragraphs.join("\n");
+    if text.chars().count() > doc.text.chars().count() * 2 && text.chars().count() >= MIN_TEXT_CHARS {
+        doc.markdown = paragraphs.join("\n\n");
+        doc.text = text;
+        // The markup did not hold the article: the body is the page's word, not our finding.
+        doc.quality = doc.quality.max(0.5);
+    }
+}
+
+/// Words in `text`: runs of alphanumerics, each CJK/kana/hangul character counting as one.
+fn word_count(text: &str) -> u32 {
+    let mut count = 0u32;
+    let mut in_word = false;
+    for c in text.chars() {
+        let cjk = matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af);
+        if cjk {
+            count += 1;
+            in_word = false;
+        } else if c.is_alphanumeric() {
+            if !in_word {
+                count += 1;
+            }
+            in_word = true;
+        } else if c != '\'' && c != '’' {
+            in_word = false;
+        }
+    }
+    count
+}
+
+/// Why `html` looks like binary data rather than a page, if it does: NUL or other control
+/// characters, or replacement characters from a failed decode, above 10 % of a sample.
+fn binary_reason(html: &str) -> Option<String> {
+    let mut total = 0usize;
+    let mut control = 0usize;
+    let mut replacement = 0usize;
+    // Sample the start and the middle: a page with a binary tail is still a page.
+    let mid = html.len() / 2;
+    let mid = (mid..html.len()).find(|&i| html.is_char_boundary(i)).unwrap_or(html.len());
+    for part in [html, &html[mid..]] {
+        for c in part.chars().take(4096) {
+            total += 1;
+            if c == '\u{fffd}' {
+                replacement += 1;
+            } else if c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}') {
+                control += 1;
+            }
+        }
+    }
+    if total >= 64 && (control + replacement) * 10 > total {
+        return Some(format!(
+            "binary data, not HTML ({control} control and {replacement} undecodable characters in {total} sampled)"
+        ));
+    }
+    None
 }
 
 /// Describes how the main content was chosen (the best-scoring candidates), for debugging the
@@ -106,7 +244,25 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
 pub fn explain(html: &str) -> String {
     let dom = html::parse(html);
     let mut out = String::new();
-    let sel = content::select(&dom, false, Some(&mut out));
+    let sel = content::select(&dom, false, &[], &[], Some(&mut out));
     out.push_str(&format!("chosen #{} quality {:.2}\n", sel.root, sel.quality));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{binary_reason, word_count};
+
+    #[test]
+    fn counts_words_and_cjk() {
+        assert_eq!(word_count("Hello, world! It's 2019."), 4);
+        assert_eq!(word_count("今日は"), 3);
+    }
+
+    #[test]
+    fn binary_is_detected() {
+        let garbage: String = (0..2000u32).map(|i| char::from_u32(i % 32).unwrap_or(' ')).collect();
+        assert!(binary_reason(&garbage).is_some());
+        assert!(binary_reason("<p>plain text</p>").is_none());
+    }
 }

@@ -17,13 +17,8 @@ pub(crate) fn parse_base(url: &str) -> Option<Base<'_>> {
     let url = url.trim();
     let colon = url.find(':')?;
     let scheme = &url[..colon];
-    let valid_scheme = scheme
-        .bytes()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+    let valid_scheme = scheme.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
     if !valid_scheme {
         return None;
     }
@@ -39,12 +34,7 @@ pub(crate) fn parse_base(url: &str) -> Option<Base<'_>> {
         Some(q) => (&after[..q], &after[q..]),
         None => (after, ""),
     };
-    Some(Base {
-        scheme,
-        authority,
-        path,
-        query,
-    })
+    Some(Base { scheme, authority, path, query })
 }
 
 /// Removes `.` and `..` segments (RFC 3986 5.2.4).
@@ -73,22 +63,15 @@ fn remove_dots(path: &str) -> String {
         }
     }
     let joined = out.join("/");
-    if absolute {
-        format!("/{joined}")
-    } else {
-        joined
-    }
+    if absolute { format!("/{joined}") } else { joined }
 }
 
 /// Resolves `href` against `base`. Returns `None` for references that are not web resources
 /// (`javascript:`, `mailto:` is kept, empty and fragment-only references are dropped).
 pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
     // Browsers strip leading/trailing C0 and space, and drop tabs/newlines anywhere.
-    let href: String = href
-        .trim_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|&c| !matches!(c, '\t' | '\n' | '\r'))
-        .collect();
+    let href: String =
+        href.trim_matches(|c: char| c <= ' ').chars().filter(|&c| !matches!(c, '\t' | '\n' | '\r')).collect();
     if href.is_empty() || href.starts_with('#') {
         return None;
     }
@@ -96,9 +79,7 @@ pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
         let scheme = &href[..colon];
         let is_scheme = !scheme.is_empty()
             && !scheme.contains(['/', '?', '#'])
-            && scheme
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+            && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
         if is_scheme {
             let lower = scheme.to_ascii_lowercase();
             return match lower.as_str() {
@@ -117,15 +98,8 @@ pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
     };
     if path_part.is_empty() {
         // "?q" or "#f" (the latter handled above): keep the base path.
-        let query_and_frag = if tail.starts_with('?') {
-            tail.to_owned()
-        } else {
-            format!("{}{}", base.query, tail)
-        };
-        return Some(format!(
-            "{}:{}{}{}",
-            base.scheme, base.authority, base.path, query_and_frag
-        ));
+        let query_and_frag = if tail.starts_with('?') { tail.to_owned() } else { format!("{}{}", base.query, tail) };
+        return Some(format!("{}:{}{}{}", base.scheme, base.authority, base.path, query_and_frag));
     }
     let merged = if path_part.starts_with('/') {
         path_part.to_owned()
@@ -135,13 +109,7 @@ pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
         let dir = base.path.rfind('/').map_or("", |p| &base.path[..=p]);
         format!("{dir}{path_part}")
     };
-    Some(format!(
-        "{}:{}{}{}",
-        base.scheme,
-        base.authority,
-        remove_dots(&merged),
-        tail
-    ))
+    Some(format!("{}:{}{}{}", base.scheme, base.authority, remove_dots(&merged), tail))
 }
 
 #[cfg(test)]

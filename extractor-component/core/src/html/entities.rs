@@ -3,10 +3,10 @@
 
 /// Windows-1252 meanings of the C1 range, which HTML maps numeric references 0x80..=0x9F to.
 const C1: [char; 32] = [
-    '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}', '\u{2021}',
-    '\u{2c6}', '\u{2030}', '\u{160}', '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}', '\u{8f}',
-    '\u{90}', '\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}', '\u{2022}', '\u{2013}', '\u{2014}',
-    '\u{2dc}', '\u{2122}', '\u{161}', '\u{203a}', '\u{153}', '\u{9d}', '\u{17e}', '\u{178}',
+    '\u{20ac}', '\u{81}', '\u{201a}', '\u{192}', '\u{201e}', '\u{2026}', '\u{2020}', '\u{2021}', '\u{2c6}', '\u{2030}',
+    '\u{160}', '\u{2039}', '\u{152}', '\u{8d}', '\u{17d}', '\u{8f}', '\u{90}', '\u{2018}', '\u{2019}', '\u{201c}',
+    '\u{201d}', '\u{2022}', '\u{2013}', '\u{2014}', '\u{2dc}', '\u{2122}', '\u{161}', '\u{203a}', '\u{153}', '\u{9d}',
+    '\u{17e}', '\u{178}',
 ];
 
 /// Longest entity name in the table; longer alphanumeric runs are not looked up in full.
@@ -51,9 +51,7 @@ fn decode_one(rest: &str, out: &mut String, in_attr: bool) -> (usize, bool) {
                 b'A'..=b'F' if hex => u32::from(c - b'A' + 10),
                 _ => break,
             };
-            value = value
-                .saturating_mul(if hex { 16 } else { 10 })
-                .saturating_add(digit);
+            value = value.saturating_mul(if hex { 16 } else { 10 }).saturating_add(digit);
             end += 1;
         }
         if end == start {
@@ -70,11 +68,7 @@ fn decode_one(rest: &str, out: &mut String, in_attr: bool) -> (usize, bool) {
         out.push(ch);
         return (end, true);
     }
-    let run = b
-        .iter()
-        .take(MAX_NAME + 1)
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .count();
+    let run = b.iter().take(MAX_NAME + 1).take_while(|c| c.is_ascii_alphanumeric()).count();
     if run == 0 {
         return (0, false);
     }
@@ -87,10 +81,7 @@ fn decode_one(rest: &str, out: &mut String, in_attr: bool) -> (usize, bool) {
     // Legacy references without `;`: the longest known prefix of the run.
     for len in (2..=run.min(6)).rev() {
         let name = &rest[..len];
-        if LEGACY
-            .binary_search_by(|k| k.as_bytes().cmp(name.as_bytes()))
-            .is_ok()
-        {
+        if LEGACY.binary_search_by(|k| k.as_bytes().cmp(name.as_bytes())).is_ok() {
             let next = b.get(len).copied();
             if in_attr && next.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'=') {
                 return (0, false);
@@ -2235,17 +2226,15 @@ static NAMED: &[(&str, &str)] = &[
 
 /// Names that are also recognised without the trailing `;` (legacy), sorted by bytes.
 static LEGACY: &[&str] = &[
-    "AElig", "AMP", "Aacute", "Acirc", "Agrave", "Aring", "Atilde", "Auml", "COPY", "Ccedil",
-    "ETH", "Eacute", "Ecirc", "Egrave", "Euml", "GT", "Iacute", "Icirc", "Igrave", "Iuml", "LT",
-    "Ntilde", "Oacute", "Ocirc", "Ograve", "Oslash", "Otilde", "Ouml", "QUOT", "REG", "THORN",
-    "Uacute", "Ucirc", "Ugrave", "Uuml", "Yacute", "aacute", "acirc", "acute", "aelig", "agrave",
-    "amp", "aring", "atilde", "auml", "brvbar", "ccedil", "cedil", "cent", "copy", "curren", "deg",
-    "divide", "eacute", "ecirc", "egrave", "eth", "euml", "frac12", "frac14", "frac34", "gt",
-    "iacute", "icirc", "iexcl", "igrave", "iquest", "iuml", "laquo", "lt", "macr", "micro",
-    "middot", "nbsp", "not", "ntilde", "oacute", "ocirc", "ograve", "ordf", "ordm", "oslash",
-    "otilde", "ouml", "para", "plusmn", "pound", "quot", "raquo", "reg", "sect", "shy", "sup1",
-    "sup2", "sup3", "szlig", "thorn", "times", "uacute", "ucirc", "ugrave", "uml", "uuml",
-    "yacute", "yen", "yuml",
+    "AElig", "AMP", "Aacute", "Acirc", "Agrave", "Aring", "Atilde", "Auml", "COPY", "Ccedil", "ETH", "Eacute", "Ecirc",
+    "Egrave", "Euml", "GT", "Iacute", "Icirc", "Igrave", "Iuml", "LT", "Ntilde", "Oacute", "Ocirc", "Ograve", "Oslash",
+    "Otilde", "Ouml", "QUOT", "REG", "THORN", "Uacute", "Ucirc", "Ugrave", "Uuml", "Yacute", "aacute", "acirc",
+    "acute", "aelig", "agrave", "amp", "aring", "atilde", "auml", "brvbar", "ccedil", "cedil", "cent", "copy",
+    "curren", "deg", "divide", "eacute", "ecirc", "egrave", "eth", "euml", "frac12", "frac14", "frac34", "gt",
+    "iacute", "icirc", "iexcl", "igrave", "iquest", "iuml", "laquo", "lt", "macr", "micro", "middot", "nbsp", "not",
+    "ntilde", "oacute", "ocirc", "ograve", "ordf", "ordm", "oslash", "otilde", "ouml", "para", "plusmn", "pound",
+    "quot", "raquo", "reg", "sect", "shy", "sup1", "sup2", "sup3", "szlig", "thorn", "times", "uacute", "ucirc",
+    "ugrave", "uml", "uuml", "yacute", "yen", "yuml",
 ];
 
 #[cfg(test)]
@@ -2261,10 +2250,7 @@ mod tests {
     #[test]
     fn decodes_named_numeric_and_legacy() {
         assert_eq!(dec("a &amp; b &lt;&gt; &eacute;t&eacute;"), "a & b <> été");
-        assert_eq!(
-            dec("&#8217;&#x2014;&#150;&#0;"),
-            "\u{2019}\u{2014}\u{2013}\u{fffd}"
-        );
+        assert_eq!(dec("&#8217;&#x2014;&#150;&#0;"), "\u{2019}\u{2014}\u{2013}\u{fffd}");
         assert_eq!(dec("&copy 2019 &nbsp"), "\u{a9} 2019 \u{a0}");
         assert_eq!(dec("AT&T &unknown; & &#;"), "AT&T &unknown; & &#;");
     }

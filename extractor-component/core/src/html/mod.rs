@@ -80,9 +80,7 @@ pub(crate) struct Dom {
 impl Dom {
     /// The string behind a span.
     pub(crate) fn s(&self, span: Span) -> &str {
-        self.buf
-            .get(span.start as usize..span.end as usize)
-            .unwrap_or("")
+        self.buf.get(span.start as usize..span.end as usize).unwrap_or("")
     }
 
     pub(crate) fn node(&self, id: NodeId) -> &Node {
@@ -117,28 +115,19 @@ impl Dom {
     /// The element's attributes.
     pub(crate) fn attrs(&self, id: NodeId) -> &[Attr] {
         match self.node(id).data {
-            NodeData::Element { attrs, .. } => self
-                .attrs
-                .get(attrs.start as usize..attrs.end as usize)
-                .unwrap_or(&[]),
+            NodeData::Element { attrs, .. } => self.attrs.get(attrs.start as usize..attrs.end as usize).unwrap_or(&[]),
             _ => &[],
         }
     }
 
     /// Value of the attribute `name` (lower-case), if present.
     pub(crate) fn attr(&self, id: NodeId, name: &str) -> Option<&str> {
-        self.attrs(id)
-            .iter()
-            .find(|a| self.s(a.name) == name)
-            .map(|a| self.s(a.value))
+        self.attrs(id).iter().find(|a| self.s(a.name) == name).map(|a| self.s(a.value))
     }
 
     /// Children of `id`, in order.
     pub(crate) fn children(&self, id: NodeId) -> Children<'_> {
-        Children {
-            dom: self,
-            next: self.node(id).first_child,
-        }
+        Children { dom: self, next: self.node(id).first_child }
     }
 
     /// The last node of `id`'s subtree in document order (`id` itself when it has no children).

@@ -120,10 +120,7 @@ impl Builder<'_> {
         for ch in s.chars() {
             self.dom.buf.push(ch.to_ascii_lowercase());
         }
-        Span {
-            start,
-            end: self.dom.buf.len() as u32,
-        }
+        Span { start, end: self.dom.buf.len() as u32 }
     }
 
     fn top(&self) -> NodeId {
@@ -133,13 +130,7 @@ impl Builder<'_> {
     fn append(&mut self, data: NodeData) -> NodeId {
         let id = self.dom.nodes.len() as NodeId;
         let parent = self.top();
-        self.dom.nodes.push(Node {
-            parent,
-            first_child: NONE,
-            last_child: NONE,
-            next_sibling: NONE,
-            data,
-        });
+        self.dom.nodes.push(Node { parent, first_child: NONE, last_child: NONE, next_sibling: NONE, data });
         let last = self.dom.nodes[parent as usize].last_child;
         if last == NONE {
             self.dom.nodes[parent as usize].first_child = id;
@@ -239,22 +230,14 @@ impl Builder<'_> {
             } else {
                 self.dom.buf.push_str(raw);
             }
-            let value = Span {
-                start: vstart,
-                end: self.dom.buf.len() as u32,
-            };
+            let value = Span { start: vstart, end: self.dom.buf.len() as u32 };
             // Duplicate attributes: the first wins, as in browsers.
-            let dup = self.dom.attrs[attrs_start as usize..]
-                .iter()
-                .any(|a| self.dom.s(a.name) == self.dom.s(aname));
+            let dup = self.dom.attrs[attrs_start as usize..].iter().any(|a| self.dom.s(a.name) == self.dom.s(aname));
             if !dup {
                 self.dom.attrs.push(Attr { name: aname, value });
             }
         }
-        let attrs = Span {
-            start: attrs_start,
-            end: self.dom.attrs.len() as u32,
-        };
+        let attrs = Span { start: attrs_start, end: self.dom.attrs.len() as u32 };
         self.open_element(tag, name, attrs, self_closing);
         if tag.is_raw_text() && !(self_closing && self.foreign > 0) {
             return self.raw_text(tag, name, i);
@@ -277,10 +260,8 @@ impl Builder<'_> {
             };
             let nm = p + 2;
             if b.get(p + 1) == Some(&b'/')
-                && b.get(nm..nm + name_len)
-                    .is_some_and(|n| n.eq_ignore_ascii_case(self.dom.s(name).as_bytes()))
-                && b.get(nm + name_len)
-                    .is_none_or(|&c| is_ws(c) || c == b'>' || c == b'/')
+                && b.get(nm..nm + name_len).is_some_and(|n| n.eq_ignore_ascii_case(self.dom.s(name).as_bytes()))
+                && b.get(nm + name_len).is_none_or(|&c| is_ws(c) || c == b'>' || c == b'/')
             {
                 let close = memchr::memchr(b'>', &b[nm..]).map_or(len, |q| q + nm + 1);
                 break (p, close);
@@ -292,10 +273,7 @@ impl Builder<'_> {
             Tag::Title if self.foreign == 0 && self.dom.title.is_none() => {
                 let start = self.dom.buf.len() as u32;
                 decode_entities_into(content, &mut self.dom.buf, false);
-                self.dom.title = Some(Span {
-                    start,
-                    end: self.dom.buf.len() as u32,
-                });
+                self.dom.title = Some(Span { start, end: self.dom.buf.len() as u32 });
             }
             Tag::Script => {
                 let is_ld = self
@@ -305,10 +283,7 @@ impl Builder<'_> {
                 if is_ld {
                     let start = self.dom.buf.len() as u32;
                     self.dom.buf.push_str(content);
-                    self.dom.json_ld.push(Span {
-                        start,
-                        end: self.dom.buf.len() as u32,
-                    });
+                    self.dom.json_ld.push(Span { start, end: self.dom.buf.len() as u32 });
                 }
             }
             Tag::Textarea | Tag::Xmp => {
@@ -338,8 +313,7 @@ impl Builder<'_> {
             self.implied_ends(tag);
         }
         let id = self.append(NodeData::Element { tag, name, attrs });
-        let closes_itself =
-            tag.is_void() || (self_closing && (self.foreign > 0 || tag == Tag::Other));
+        let closes_itself = tag.is_void() || (self_closing && (self.foreign > 0 || tag == Tag::Other));
         if closes_itself {
             return;
         }
@@ -412,18 +386,12 @@ impl Builder<'_> {
                 }
             }
             Tag::Dd | Tag::Dt => {
-                if let Some(pos) = self.find_open(
-                    |t| matches!(t, Tag::Dd | Tag::Dt),
-                    Tag::is_list_scope_boundary,
-                ) {
+                if let Some(pos) = self.find_open(|t| matches!(t, Tag::Dd | Tag::Dt), Tag::is_list_scope_boundary) {
                     self.pop_to(pos);
                 }
             }
             Tag::H1 | Tag::H2 | Tag::H3 | Tag::H4 | Tag::H5 | Tag::H6
-                if self
-                    .stack
-                    .last()
-                    .is_some_and(|o| o.tag.heading_level().is_some()) =>
+                if self.stack.last().is_some_and(|o| o.tag.heading_level().is_some()) =>
             {
                 self.stack.pop();
             }
@@ -433,18 +401,14 @@ impl Builder<'_> {
                 }
             }
             Tag::Td | Tag::Th => {
-                if let Some(pos) = self.find_open(
-                    |t| matches!(t, Tag::Td | Tag::Th),
-                    |t| table_scope(t) || t == Tag::Tr,
-                ) {
+                if let Some(pos) =
+                    self.find_open(|t| matches!(t, Tag::Td | Tag::Th), |t| table_scope(t) || t == Tag::Tr)
+                {
                     self.pop_to(pos);
                 }
             }
             Tag::Thead | Tag::Tbody | Tag::Tfoot => {
-                if let Some(pos) = self.find_open(
-                    |t| matches!(t, Tag::Thead | Tag::Tbody | Tag::Tfoot),
-                    table_scope,
-                ) {
+                if let Some(pos) = self.find_open(|t| matches!(t, Tag::Thead | Tag::Tbody | Tag::Tfoot), table_scope) {
                     self.pop_to(pos);
                 }
             }
@@ -491,12 +455,7 @@ impl Builder<'_> {
         } else if special {
             self.find_open(
                 |t| t == tag,
-                |t| {
-                    matches!(
-                        t,
-                        Tag::Table | Tag::Td | Tag::Th | Tag::Html | Tag::Template | Tag::Caption
-                    ) && t != tag
-                },
+                |t| matches!(t, Tag::Table | Tag::Td | Tag::Th | Tag::Html | Tag::Template | Tag::Caption) && t != tag,
             )
         } else {
             // Inline end tags do not close through block elements (HTML5 "any other end tag").
@@ -561,10 +520,7 @@ mod tests {
     fn implied_end_tags() {
         assert_eq!(tree("<p>a<p>b<div>c</div>"), r#"p("a") p("b") div("c")"#);
         assert_eq!(tree("<ul><li>a<li>b</ul>"), r#"ul(li("a") li("b"))"#);
-        assert_eq!(
-            tree("<table><tr><td>a<td>b<tr><td>c</table>"),
-            r#"table(tr(td("a") td("b")) tr(td("c")))"#
-        );
+        assert_eq!(tree("<table><tr><td>a<td>b<tr><td>c</table>"), r#"table(tr(td("a") td("b")) tr(td("c")))"#);
     }
 
     #[test]
@@ -584,9 +540,7 @@ mod tests {
         assert_eq!(dom.json_ld.len(), 1);
         assert_eq!(dom.s(dom.json_ld[0]), "{\"a\":\"<b>\"}");
         assert_eq!(tree("<a href='/x?a=1&amp;b=2'>l&eacute;</a>"), r#"a("lé")"#);
-        let a = dom
-            .children(super::super::ROOT)
-            .find(|&c| dom.name(c) == "a");
+        let a = dom.children(super::super::ROOT).find(|&c| dom.name(c) == "a");
         assert_eq!(a.and_then(|a| dom.attr(a, "href")), Some("/x?a=1&b=2"));
     }
 
