@@ -8,7 +8,7 @@ async fn main() -> std::process::ExitCode {
     match riptide::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("riptide: {error:#}");
+            eprintln!("riptide: {}", riptide::cli::error_chain(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::extract::{ENGINE_NATIVE, ExtractStageError, extract_native};
@@ -111,7 +112,10 @@ impl Pipeline {
             Err(failure) => return Verdict::Dead { job: None, failure, attempts: incoming.attempt },
         };
         let span = tracing::info_span!("job", job_id = %job.id, attempt = incoming.attempt);
-        let _entered = span.enter();
+        self.run_job(job, incoming, cancel).instrument(span).await
+    }
+
+    async fn run_job(&self, job: CrawlJob, incoming: Incoming<'_>, cancel: &CancellationToken) -> Verdict {
         let mut timings = StageTimings {
             queue_wait_ms: incoming.enqueued_ms.map_or(0, |t| now_ms().saturating_sub(t)),
             ..StageTimings::default()

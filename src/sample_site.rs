@@ -228,7 +228,13 @@ pub fn article_html(n: usize, target_bytes: usize) -> String {
             let _ = write!(page, "<blockquote>{}</blockquote>", prose(&mut rng, 2));
         }
         let sentences = rng.usize(3..7);
-        let _ = write!(page, "<p>{}</p>", prose(&mut rng, sentences));
+        let _ = write!(page, "<p>{}", prose(&mut rng, sentences));
+        if paragraph % 4 == 1 {
+            // Articles link to related coverage from inside the text.
+            let _ =
+                write!(page, r#" Read more in <a href="/articles/{}">our earlier report</a>."#, (n + paragraph) % 1000);
+        }
+        page.push_str("</p>");
         paragraph += 1;
     }
     page.push_str("</article><section class=\"comments\"><h3>Comments</h3>");

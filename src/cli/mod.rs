@@ -75,6 +75,9 @@ pub enum Command {
         /// Stop after this many results.
         #[arg(long)]
         max: Option<usize>,
+        /// One short line per result (outcome, words, title, URL) instead of JSON.
+        #[arg(long)]
+        brief: bool,
     },
     /// Show where a job is (its state record in Redis).
     Status {
@@ -168,11 +171,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate(&config).await,
         Command::Worker { drain } => worker(config, drain).await,
         Command::Enqueue(args) => enqueue_command(&config, args).await,
-        Command::Results { follow, max } => results(&config, follow, max).await,
+        Command::Results { follow, max, brief } => results(&config, follow, max, brief).await,
         Command::Status { id } => status(&config, &id).await,
         Command::SampleSite { addr, pages } => sample_site(addr, pages).await,
         Command::Bench { jobs, pages, runs } => bench_command(&config, jobs, pages, runs).await,
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text the message above it
+/// already contains (many of our messages embed their source for the logs' sake).
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn init_logging(format: Option<LogFormat>) {
@@ -250,7 +269,7 @@ pub async fn signal_to_cancel(token: CancellationToken) {
         _ = ctrl_c => {}
         () = terminate => {}
     }
-    tracing::info!("Stop signal received; finishing in-flight jobs.");
+    tracing::info!("Stop signal received; stopping.");
     token.cancel();
 }
 
@@ -313,7 +332,7 @@ fn read_url_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
     Ok(urls)
 }
 
-async fn results(config: &Config, follow: bool, max: Option<usize>) -> anyhow::Result<ExitCode> {
+async fn results(config: &Config, follow: bool, max: Option<usize>, brief: bool) -> anyhow::Result<ExitCode> {
     let topology = Topology::new(&config.namespace)?;
     let connection = connect(&config.amqp_url, "riptide-results").await?;
     let channel = connection.create_channel().await?;
@@ -336,7 +355,7 @@ async fn results(config: &Config, follow: bool, max: Option<usize>) -> anyhow::R
                 () = shutdown.cancelled() => break,
                 next = consumer.next() => match next { Some(d) => d?, None => break },
             };
-            print_result(&delivery.data)?;
+            print_result(&delivery.data, brief)?;
             delivery.acker.ack(BasicAckOptions::default()).await?;
             printed += 1;
         }
@@ -345,7 +364,7 @@ async fn results(config: &Config, follow: bool, max: Option<usize>) -> anyhow::R
             let Some(message) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? else {
                 break;
             };
-            print_result(&message.delivery.data)?;
+            print_result(&message.delivery.data, brief)?;
             message.delivery.acker.ack(BasicAckOptions::default()).await?;
             printed += 1;
         }
@@ -355,13 +374,24 @@ async fn results(config: &Config, follow: bool, max: Option<usize>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a result (JSON or MessagePack on the wire) as one line of JSON.
-fn print_result(data: &[u8]) -> anyhow::Result<()> {
+/// Prints a result (JSON or MessagePack on the wire) as one line of JSON, or briefly.
+fn print_result(data: &[u8], brief: bool) -> anyhow::Result<()> {
     let result: JobResult = match serde_json::from_slice(data) {
         Ok(result) => result,
         Err(_) => rmp_serde::from_slice(data).context("a result that is neither JSON nor MessagePack")?,
     };
-    println!("{}", serde_json::to_string(&result)?);
+    if !brief {
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
+    let detail = match (&result.summary, &result.error) {
+        (Some(summary), _) => {
+            format!("{:>6} words  {}", summary.word_count, summary.title.as_deref().unwrap_or("(no title)"))
+        }
+        (None, Some(error)) => format!("{}: {}", error.reason, error.message),
+        (None, None) => String::new(),
+    };
+    println!("{:<7} {}  <{}>", result.outcome.as_str(), detail, result.url);
     Ok(())
 }
 

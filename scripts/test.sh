@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real RabbitMQ and Redis (brought up by setup.sh):
+# formatting, clippy with warnings denied, then every unit and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+cargo fmt --all --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,347 @@
+//! Shared fixtures of the integration tests: a throwaway namespace on the real RabbitMQ and
+//! Redis, a fixture HTTP site on 127.0.0.1:0 with pages that fail in controlled ways, and
+//! helpers to run workers and read results and dead letters.
+//!
+//! Every test makes its own namespace and site, so tests run in parallel on one broker.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicPublishOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection};
+use riptide::config::Config;
+use riptide::job::JobResult;
+use riptide::worker::{WorkerOptions, WorkerReport};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Size of fixture article pages: big enough to be real, small enough for fast tests.
+pub const PAGE_BYTES: usize = 20 * 1024;
+
+/// A test's own namespace on the shared RabbitMQ and Redis.
+pub struct TestEnv {
+    pub config: Arc<Config>,
+    pub site: Site,
+}
+
+/// The fixture site.
+pub struct Site {
+    pub addr: SocketAddr,
+    pub hits: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+    stop: CancellationToken,
+}
+
+impl Site {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Times each path was requested.
+    pub fn hits(&self, path: &str) -> Vec<Instant> {
+        self.hits.lock().unwrap().get(path).cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Base configuration of tests: the defaults, the services from the environment (or the
+/// loopback defaults), a unique namespace, loopback fetches allowed, short grace.
+pub fn test_config(tweak: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::load(None).expect("config");
+    config.namespace = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    config.allow_private_networks = true;
+    config.worker.shutdown_grace_secs = 5;
+    config.retry.base_delay_ms = 10;
+    tweak(&mut config);
+    config
+}
+
+impl TestEnv {
+    /// A migrated namespace and a running fixture site.
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let config = Arc::new(test_config(tweak));
+        riptide::cli::migrate_namespace(&config)
+            .await
+            .expect("migrate (is RabbitMQ/Redis running? see scripts/setup.sh)");
+        TestEnv { config, site: start_site().await }
+    }
+
+    pub async fn cleanup(self) {
+        riptide::cli::bench::cleanup(&self.config).await;
+    }
+
+    pub async fn connection(&self) -> Connection {
+        riptide::broker::connect(&self.config.amqp_url, "riptide-test").await.expect("connect")
+    }
+
+    /// Starts an in-process worker.
+    pub fn spawn_worker(&self) -> RunningWorker {
+        spawn_worker_with(self.config.clone())
+    }
+
+    /// Enqueues `urls` with `template` and returns the job ids.
+    pub async fn enqueue(&self, urls: Vec<String>, template: riptide::producer::JobTemplate) -> Vec<String> {
+        let report =
+            riptide::producer::enqueue(&self.config, urls, &template, riptide::config::WireFormat::Msgpack, || {})
+                .await
+                .expect("enqueue");
+        assert!(report.rejected.is_empty(), "{:?}", report.rejected);
+        report.accepted
+    }
+
+    /// Publishes raw bytes to the jobs exchange, as a foreign producer would.
+    pub async fn publish_raw(&self, body: &[u8], content_type: Option<&str>) {
+        let connection = self.connection().await;
+        let channel = connection.create_channel().await.unwrap();
+        channel.confirm_select(Default::default()).await.unwrap();
+        let mut properties = BasicProperties::default();
+        if let Some(ct) = content_type {
+            properties = properties.with_content_type(ct.into());
+        }
+        let ns = &self.config.namespace;
+        let confirm = channel
+            .basic_publish(
+                format!("{ns}.jobs").as_str().into(),
+                format!("{ns}.jobs").as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body,
+                properties,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+        connection.close(200, "ok".into()).await.unwrap();
+    }
+
+    /// Waits until `n` results arrived on the results queue (or panics after `timeout`).
+    pub async fn results(&self, n: usize, timeout: Duration) -> Vec<JobResult> {
+        let connection = self.connection().await;
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("{}.results", self.config.namespace);
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "test".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        let mut results = Vec::new();
+        while results.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, consumer.next()).await {
+                Ok(Some(Ok(delivery))) => results.push(serde_json::from_slice(&delivery.data).unwrap()),
+                _ => panic!("only {} of {n} results within {timeout:?}: {results:#?}", results.len()),
+            }
+        }
+        connection.close(200, "ok".into()).await.unwrap();
+        results
+    }
+
+    /// Results that arrive within `window` (for checking that nothing more comes).
+    pub async fn results_within(&self, window: Duration) -> Vec<JobResult> {
+        let connection = self.connection().await;
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("{}.results", self.config.namespace);
+        let mut results = Vec::new();
+        let deadline = Instant::now() + window;
+        while Instant::now() < deadline {
+            match channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+                Some(message) => results.push(serde_json::from_slice(&message.delivery.data).unwrap()),
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        connection.close(200, "ok".into()).await.unwrap();
+        results
+    }
+
+    /// Takes every message now in the dead-letter queue.
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        let connection = self.connection().await;
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("{}.dlq", self.config.namespace);
+        let mut letters = Vec::new();
+        while let Some(message) =
+            channel.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap()
+        {
+            let properties = &message.delivery.properties;
+            let headers: HashMap<String, String> =
+                riptide::broker::headers::to_strings(properties).into_iter().collect();
+            letters.push(DeadLetter {
+                body: message.delivery.data.clone(),
+                content_type: properties.content_type().as_ref().map(|c| c.as_str().to_string()),
+                headers,
+            });
+        }
+        connection.close(200, "ok".into()).await.unwrap();
+        letters
+    }
+
+    /// Waits until the dead-letter queue holds `n` messages, then takes them.
+    pub async fn wait_dead_letters(&self, n: usize, timeout: Duration) -> Vec<DeadLetter> {
+        let deadline = Instant::now() + timeout;
+        let mut letters = Vec::new();
+        while letters.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} dead letters within {timeout:?}: {letters:#?}",
+                letters.len()
+            );
+            letters.extend(self.dead_letters().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        letters
+    }
+}
+
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub headers: HashMap<String, String>,
+}
+
+impl DeadLetter {
+    pub fn reason(&self) -> &str {
+        self.headers.get("x-riptide-reason").map(String::as_str).unwrap_or("")
+    }
+}
+
+/// An in-process worker and its stop switch.
+pub struct RunningWorker {
+    pub stop: CancellationToken,
+    pub handle: JoinHandle<Result<WorkerReport, riptide::worker::WorkerError>>,
+}
+
+impl RunningWorker {
+    pub async fn stop(self) -> WorkerReport {
+        self.stop.cancel();
+        self.handle.await.unwrap().expect("worker run")
+    }
+}
+
+pub fn spawn_worker_with(config: Arc<Config>) -> RunningWorker {
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(riptide::worker::run(config, WorkerOptions::default(), stop.clone()));
+    RunningWorker { stop, handle }
+}
+
+#[derive(Clone, Default)]
+struct SiteState {
+    hits: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
+}
+
+impl SiteState {
+    fn hit(&self, path: String) -> usize {
+        let mut hits = self.hits.lock().unwrap();
+        let entry = hits.entry(path).or_default();
+        entry.push(Instant::now());
+        entry.len()
+    }
+}
+
+fn page(n: usize) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], riptide::sample_site::article_html(n, PAGE_BYTES))
+        .into_response()
+}
+
+/// Starts the fixture site:
+/// - `/page/{n}`: an article page;
+/// - `/slow/{ms}/{n}`: the same after `ms` milliseconds;
+/// - `/flaky/{fails}/{key}`: 503 (Retry-After: `?retry_after` seconds if given) for the first `fails` hits of `key`, then a page;
+/// - `/status/{code}`: an empty response with that status;
+/// - `/hang`: never answers within a test's patience;
+/// - `/huge`: 20 MB of HTML; `/binary`: an image.
+pub async fn start_site() -> Site {
+    let state = SiteState::default();
+    let router = Router::new()
+        .route(
+            "/page/{n}",
+            get(|State(s): State<SiteState>, Path(n): Path<usize>| async move {
+                s.hit(format!("/page/{n}"));
+                page(n)
+            }),
+        )
+        .route(
+            "/slow/{ms}/{n}",
+            get(|State(s): State<SiteState>, Path((ms, n)): Path<(u64, usize)>| async move {
+                s.hit(format!("/slow/{ms}/{n}"));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                page(n)
+            }),
+        )
+        .route("/flaky/{fails}/{key}", get(flaky))
+        .route(
+            "/status/{code}",
+            get(|State(s): State<SiteState>, Path(code): Path<u16>| async move {
+                s.hit(format!("/status/{code}"));
+                StatusCode::from_u16(code).unwrap().into_response()
+            }),
+        )
+        .route(
+            "/hang",
+            get(|State(s): State<SiteState>| async move {
+                s.hit("/hang".into());
+                tokio::time::sleep(Duration::from_secs(300)).await;
+                page(0)
+            }),
+        )
+        .route(
+            "/huge",
+            get(|| async {
+                let mut body = String::from("<html><body>");
+                while body.len() < 20 * 1024 * 1024 {
+                    body.push_str("<p>filler filler filler filler filler filler filler filler</p>");
+                }
+                ([(header::CONTENT_TYPE, "text/html")], body).into_response()
+            }),
+        )
+        .route("/binary", get(|| async { ([(header::CONTENT_TYPE, "image/png")], vec![0u8; 1024]).into_response() }))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(async move { stopped.cancelled().await }).await.unwrap();
+    });
+    Site { addr, hits: state.hits, stop }
+}
+
+async fn flaky(
+    State(s): State<SiteState>,
+    Path((fails, key)): Path<(usize, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let n = s.hit(format!("/flaky/{fails}/{key}"));
+    if n <= fails {
+        let mut headers = HeaderMap::new();
+        if let Some(secs) = query.as_deref().and_then(|q| q.strip_prefix("retry_after=")) {
+            headers.insert(header::RETRY_AFTER, secs.parse().unwrap());
+        }
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, "try later").into_response();
+    }
+    page(7)
+}
