@@ -13,14 +13,13 @@
 //! call, one fresh `Store` + instance per page (as the worker runs it); compiling the component is not
 //! timed.
 
-mod wasm;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use riptide_extractor::{Document, Options, decode_html, extract};
+use riptide_extractor_bench::{WasmExtractor, thread_cpu_secs};
 
 /// One benchmark page, decoded.
 struct Page {
@@ -45,7 +44,7 @@ fn parse_args() -> Result<Args> {
             .map(PathBuf::from)
             .find(|p| p.is_dir())
             .unwrap_or_else(|| PathBuf::from("../shared/bench/aeb")),
-        wasm: PathBuf::from(&target).join("wasm32-wasip2/wasm/riptide_extractor_guest.wasm"),
+        wasm: PathBuf::from(&target).join(riptide_extractor_bench::COMPONENT_PATH),
         passes: 5,
         out: PathBuf::from(&target).join("bench-extract"),
         native_only: false,
@@ -79,13 +78,6 @@ fn load_pages(data: &Path) -> Result<Vec<Page>> {
         pages.push(Page { id: id.to_owned(), url, html: decode_html(&bytes, None) });
     }
     Ok(pages)
-}
-
-/// CPU time of the calling thread, in seconds.
-pub(crate) fn thread_cpu_secs() -> Result<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-    let ns: f64 = s.split_whitespace().next().context("empty schedstat")?.parse()?;
-    Ok(ns / 1e9)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -163,7 +155,7 @@ fn main() -> Result<()> {
     }
 
     // WASM component.
-    let runner = wasm::Runner::new(&args.wasm)?;
+    let runner = WasmExtractor::new(&args.wasm)?;
     let mut rates = Vec::new();
     let mut wasm_docs = Vec::new();
     let mut peaks = Vec::new();

@@ -1,6 +1,7 @@
 //! The bench's wasmtime host for the extractor component: engine and pooling configuration as the
 //! worker uses it, one fresh store and instance per page, and conversion of the WIT document back
-//! to the core type (so native and WASM results can be compared for identity).
+//! to the core type (so native and WASM results can be compared for identity). A measuring
+//! harness, not the worker's pool (that lives in the worker's `src/wasm/`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +17,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 wasmtime::component::bindgen!({ world: "extractor", path: "../../wit" });
 
 use riptide::extractor::types as wit;
+
+/// Where `cargo build --profile wasm --target wasm32-wasip2 -p riptide-extractor-guest` puts the
+/// component, relative to the target directory.
+pub const COMPONENT_PATH: &str = "wasm32-wasip2/wasm/riptide_extractor_guest.wasm";
 
 /// Pool slots: the bench runs one call at a time.
 const SLOTS: u32 = 2;
@@ -50,20 +55,24 @@ impl wasmtime::ResourceLimiter for Host {
 }
 
 /// A compiled, linked component ready to instantiate per call.
-pub(crate) struct Runner {
+pub struct WasmExtractor {
     engine: Engine,
     pre: ExtractorPre<Host>,
     stop: Arc<AtomicBool>,
 }
 
-impl Drop for Runner {
+impl Drop for WasmExtractor {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
 
-impl Runner {
-    pub(crate) fn new(path: &Path) -> Result<Runner> {
+impl WasmExtractor {
+    /// Compiles and links the component at `path`.
+    ///
+    /// # Errors
+    /// When the file is missing or is not a component of the `extractor` world.
+    pub fn new(path: &Path) -> Result<WasmExtractor> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.max_wasm_stack(1 << 20);
@@ -94,17 +103,20 @@ impl Runner {
                 eng.increment_epoch();
             }
         });
-        Ok(Runner { engine, pre, stop })
+        Ok(WasmExtractor { engine, pre, stop })
     }
 
-    /// Extracts one page in a fresh instance; returns the result and the guest's peak linear
-    /// memory in bytes.
-    pub(crate) fn extract(
+    /// Extracts one page in a fresh instance; returns the result (the guest's typed error
+    /// converted back to [`core::ExtractError`]) and the guest's peak linear memory in bytes.
+    ///
+    /// # Errors
+    /// When the call traps (deadline, memory cap) or instantiation fails.
+    pub fn extract(
         &self,
         html: &str,
         url: &str,
         opts: &core::Options,
-    ) -> Result<(Result<core::Document, wit::ExtractError>, usize)> {
+    ) -> Result<(Result<core::Document, core::ExtractError>, usize)> {
         let mut store =
             Store::new(&self.engine, Host { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), peak: 0 });
         store.limiter(|h| h);
@@ -118,7 +130,16 @@ impl Runner {
         };
         let res = ext.call_extract(&mut store, html, url, &options)?;
         let peak = store.data().peak;
-        Ok((res.map(from_wit), peak))
+        Ok((res.map(from_wit).map_err(error_from_wit), peak))
+    }
+}
+
+fn error_from_wit(e: wit::ExtractError) -> core::ExtractError {
+    match e {
+        wit::ExtractError::InvalidInput(reason) => core::ExtractError::InvalidInput { reason },
+        wit::ExtractError::TooLarge(l) => core::ExtractError::TooLarge { size: l.size, limit: l.limit },
+        wit::ExtractError::UnsupportedMode(mode) => core::ExtractError::UnsupportedMode { mode },
+        wit::ExtractError::Internal(reason) => core::ExtractError::Internal { reason },
     }
 }
 

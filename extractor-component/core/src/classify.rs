@@ -300,8 +300,8 @@ pub(crate) fn verdict(dom: &Dom, id: NodeId) -> Verdict {
     v
 }
 
-/// True when the element is hidden or has a role that is never content.
-pub(crate) fn hidden_or_furniture(dom: &Dom, id: NodeId) -> bool {
+/// True when the element is hidden, or (unless `visible_only`) has a role that is never content.
+pub(crate) fn hidden_or_furniture(dom: &Dom, id: NodeId, visible_only: bool) -> bool {
     for attr in dom.attrs(id) {
         let value = dom.s(attr.value);
         match dom.s(attr.name) {
@@ -314,7 +314,7 @@ pub(crate) fn hidden_or_furniture(dom: &Dom, id: NodeId) -> bool {
                     return true;
                 }
             }
-            "role" if NEGATIVE_ROLES.iter().any(|r| r.eq_ignore_ascii_case(value.trim())) => {
+            "role" if !visible_only && NEGATIVE_ROLES.iter().any(|r| r.eq_ignore_ascii_case(value.trim())) => {
                 return true;
             }
             _ => {}
@@ -323,7 +323,37 @@ pub(crate) fn hidden_or_furniture(dom: &Dom, id: NodeId) -> bool {
     false
 }
 
-/// Elements never part of the content, whatever they contain.
+/// Elements that are never visible text (dropped in every mode).
+pub(crate) fn invisible(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::Head
+            | Tag::Script
+            | Tag::Style
+            | Tag::Noscript
+            | Tag::Template
+            | Tag::Title
+            | Tag::Meta
+            | Tag::Link
+            | Tag::Base
+            | Tag::Iframe
+            | Tag::Object
+            | Tag::Embed
+            | Tag::Applet
+            | Tag::Noembed
+            | Tag::Noframes
+            | Tag::Select
+            | Tag::Option
+            | Tag::Textarea
+            | Tag::Input
+            | Tag::Rp
+            | Tag::Svg
+            | Tag::Math
+            | Tag::Canvas
+    )
+}
+
+/// Elements never part of an article, whatever they contain.
 pub(crate) fn never_content(tag: Tag) -> bool {
     matches!(
         tag,

@@ -9,7 +9,7 @@
 //! is one linear pass over the arena (ids are in document order, so a reverse loop is a
 //! post-order walk).
 
-use crate::classify::{hidden_or_furniture, never_content, verdict};
+use crate::classify::{hidden_or_furniture, invisible, never_content, verdict};
 use crate::html::{Dom, NONE, NodeData, NodeId, ROOT, Tag};
 
 /// What the scorer decided.
@@ -125,10 +125,11 @@ pub(crate) fn select(
             }
             let furniture =
                 !full && !kept(id) && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time | Tag::Header);
-            if never_content(tag) || furniture || hidden_or_furniture(dom, id as NodeId) {
+            let excluded = if full { invisible(tag) } else { never_content(tag) };
+            if excluded || furniture || hidden_or_furniture(dom, id as NodeId, full) {
                 drop[id] = true;
                 let media_tag = matches!(tag, Tag::Figure | Tag::Figcaption | Tag::Picture | Tag::Video | Tag::Audio);
-                media_drop[id] |= !media_tag || hidden_or_furniture(dom, id as NodeId);
+                media_drop[id] |= !media_tag || hidden_or_furniture(dom, id as NodeId, full);
                 continue;
             }
             if !full {

@@ -13,6 +13,10 @@ const MAX_DEPTH: usize = 256;
 /// any article page (AEB's largest has ~30 k).
 const MAX_NODES: usize = 1_500_000;
 
+/// Attributes kept per element; the rest are parsed and ignored (bounds the duplicate check and
+/// every per-attribute pass on hostile tags).
+const MAX_ATTRS: usize = 64;
+
 /// How far down the open-element stack an end tag looks for its start tag.
 const MAX_END_TAG_SEARCH: usize = 128;
 
@@ -232,8 +236,9 @@ impl Builder<'_> {
             }
             let value = Span { start: vstart, end: self.dom.buf.len() as u32 };
             // Duplicate attributes: the first wins, as in browsers.
-            let dup = self.dom.attrs[attrs_start as usize..].iter().any(|a| self.dom.s(a.name) == self.dom.s(aname));
-            if !dup {
+            let kept = &self.dom.attrs[attrs_start as usize..];
+            let dup = kept.iter().any(|a| self.dom.s(a.name) == self.dom.s(aname));
+            if !dup && kept.len() < MAX_ATTRS {
                 self.dom.attrs.push(Attr { name: aname, value });
             }
         }
