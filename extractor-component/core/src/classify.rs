@@ -183,6 +183,56 @@ const STEMS: &[&str] = &[
     "recommend",
 ];
 
+/// Class/id names of article-body containers across CMSs and sites, compared with `-`/`_`
+/// removed and lower-cased (`article-body`, `entry-content`, `StoryBodyCompanionColumn`).
+const BODY_MARKERS: &[&str] = &[
+    "articlebody",
+    "articlecontent",
+    "articletext",
+    "articlecopy",
+    "storybody",
+    "storycontent",
+    "storytext",
+    "entrycontent",
+    "entrybody",
+    "postcontent",
+    "postbody",
+    "posttext",
+    "postentry",
+    "blogpostcontent",
+    "contentbody",
+    "bodycopy",
+];
+
+/// Networks whose embedded posts are part of an article.
+const SOCIAL: &[&str] = &["social", "tweet", "twitter", "instagram", "facebook", "tiktok", "youtube"];
+
+/// Whole-block texts that are labels, not content ("Advertisement" above an ad slot).
+const LABELS: &[&str] = &[
+    "advertisement",
+    "advert",
+    "ad",
+    "ads",
+    "sponsored",
+    "sponsored content",
+    "anzeige",
+    "werbung",
+    "publicité",
+    "publicidad",
+    "pubblicità",
+    "reklama",
+    "story continues below advertisement",
+    "continue reading below",
+    "article continues below",
+    "scroll to continue with content",
+];
+
+/// Is this block's whole text an ad label?
+pub(crate) fn is_label(text: &str) -> bool {
+    let t = text.trim().trim_end_matches(':').to_lowercase();
+    t.len() <= 48 && LABELS.contains(&t.as_str())
+}
+
 /// Reader comments: never the article, however much text they hold.
 const COMMENT: &[&str] = &["comment", "comments", "commentlist", "disqus", "replies", "reply"];
 
@@ -239,10 +289,24 @@ pub(crate) struct Verdict {
     pub(crate) strong: bool,
     /// A token from [`COMMENT`] is present.
     pub(crate) comment: bool,
+    /// A class/id/itemprop that names the article body itself ([`BODY_MARKERS`]).
+    pub(crate) body: bool,
 }
 
+/// Tokens of a class/id value: split at non-alphanumerics and at camelCase humps
+/// (`newsCaption` gives `news`, `Caption`).
 fn tokens(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty())
+    s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty()).flat_map(|t| {
+        let b = t.as_bytes();
+        let mut cuts = vec![0];
+        for i in 1..b.len() {
+            if b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase() {
+                cuts.push(i);
+            }
+        }
+        cuts.push(b.len());
+        (0..cuts.len() - 1).map(move |k| &t[cuts[k]..cuts[k + 1]])
+    })
 }
 
 fn contains(list: &[&str], token: &str) -> bool {
@@ -280,17 +344,40 @@ pub(crate) fn verdict(dom: &Dom, id: NodeId) -> Verdict {
                 if contains(COMMENT, t) {
                     v.comment = true;
                 }
+            }
+            // Positive tokens only from whole words: `ArticlePage` is a page template, not a body.
+            for t in value.split(|c: char| !c.is_ascii_alphanumeric()) {
                 if contains(POSITIVE, t) {
                     v.positive = true;
                 }
             }
         }
     }
-    // An embedded post (`social-media-embed`, `instagram-embed`) is quoted content.
+    // An embedded post (`social-media-embed`, `twitter-embed`) is quoted content, not a share bar.
     if v.negative
-        && ["class", "id"].iter().any(|a| dom.attr(id, a).is_some_and(|c| c.to_ascii_lowercase().contains("embed")))
+        && ["class", "id"].iter().any(|a| {
+            dom.attr(id, a).is_some_and(|c| {
+                let c = c.to_ascii_lowercase();
+                c.contains("embed") && SOCIAL.iter().any(|s| c.contains(s))
+            })
+        })
     {
         v = Verdict::default();
+    }
+    for attr in ["class", "id"] {
+        if let Some(value) = dom.attr(id, attr) {
+            let squashed: String =
+                value.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
+            if BODY_MARKERS.iter().any(|m| squashed.contains(m)) {
+                v.body = true;
+            }
+        }
+    }
+    if dom.attr(id, "itemprop").is_some_and(|p| p.contains("articleBody")) {
+        v.body = true;
+    }
+    if v.body && v.comment {
+        v.body = false;
     }
     if let Some(prop) = dom.attr(id, "itemprop")
         && (prop.contains("articleBody") || prop.contains("text"))

@@ -104,6 +104,7 @@ pub(crate) fn select(
     let mut neg = vec![false; n];
     let mut guard = vec![0.5f32; n];
     let mut bias = vec![1.0f32; n];
+    let mut body = vec![false; n];
     let mut in_link = vec![false; n];
     let mut owner = vec![ROOT; n];
     // Forward pass: inherited flags.
@@ -153,6 +154,7 @@ pub(crate) fn select(
                 if v.positive && !v.negative {
                     bias[id] = 1.15;
                 }
+                body[id] = v.body;
                 if matches!(tag, Tag::Article | Tag::Main) {
                     bias[id] *= 1.1;
                 }
@@ -162,6 +164,7 @@ pub(crate) fn select(
             }
         }
     }
+    drop_inline_link_clusters(dom, &mut drop, &in_link, full);
     // Per-block text statistics.
     let mut own_chars = vec![0u32; n];
     let mut own_link = vec![0u32; n];
@@ -246,9 +249,11 @@ pub(crate) fn select(
             best_score = s;
         }
     }
+    let best = anchor_on_body_marker(dom, best, &body, &in_neg, &drop, &stats);
     // Nodes in the chosen subtree that are boilerplate: negative-class subtrees, link lists and
     // clusters of labels with no prose in them.
     let end = dom.subtree_end(best) as usize;
+    let mut linky_drop = vec![false; n];
     for id in (best as usize + 1)..=end {
         if drop[id] {
             continue;
@@ -265,12 +270,18 @@ pub(crate) fn select(
         let links = stats.link_chars[id];
         let linky = chars > 0 && links * 2 > chars && is_block(dom, id as NodeId);
         let junk = stats.score[id] < 0.0 && stats.good[id] == 0 && links * 4 > chars;
-        if (neg[id] || linky || junk) && !kept(id) {
+        let label = chars > 0
+            && chars <= 48
+            && is_block(dom, id as NodeId)
+            && crate::classify::is_label(&crate::render::text_of(dom, id as NodeId, &drop));
+        if (neg[id] || linky || junk || label) && !kept(id) {
             drop[id] = true;
             media_drop[id] = true;
+            linky_drop[id] = linky;
         }
     }
-    drop_title_and_orphan_headings(dom, best, &mut drop, &stats.chars);
+    drop_title_and_orphan_headings(dom, best, &mut drop, &stats.chars, &linky_drop);
+    drop_lead_furniture(dom, best, &mut drop, &stats);
     if let Some(out) = explain {
         let mut cands: Vec<(f32, usize)> = (0..n)
             .filter(|&id| !drop[id] && !neg[id] && dom.tag(id as NodeId).is_some())
@@ -334,59 +345,342 @@ pub(crate) fn body_or_root(dom: &Dom) -> NodeId {
     ROOT
 }
 
+/// Inline elements that are clusters of links inside running text (a hover card listing a
+/// person's other articles, an inline "related" box): hidden by CSS on the real page, they would
+/// make their paragraph look like a link list.
+fn drop_inline_link_clusters(dom: &Dom, drop: &mut [bool], in_link: &[bool], full: bool) {
+    if full {
+        return;
+    }
+    let n = drop.len();
+    let mut chars = vec![0u32; n];
+    let mut link_chars = vec![0u32; n];
+    let mut links = vec![0u32; n];
+    for id in (1..n).rev() {
+        if drop[id] {
+            continue;
+        }
+        match dom.node(id as NodeId).data {
+            NodeData::Text(_) => {
+                let c = count_chars(dom.text(id as NodeId)).0;
+                chars[id] += c;
+                if in_link[id] {
+                    link_chars[id] += c;
+                }
+            }
+            NodeData::Element { tag: Tag::A, .. } => links[id] += 1,
+            _ => {}
+        }
+        let p = dom.node(id as NodeId).parent as usize;
+        chars[p] += chars[id];
+        link_chars[p] += link_chars[id];
+        links[p] += links[id];
+    }
+    for id in 1..n {
+        let p = dom.node(id as NodeId).parent as usize;
+        if drop[p] {
+            drop[id] = true;
+            continue;
+        }
+        let inline = dom.tag(id as NodeId).is_some_and(|t| !t.is_block() && t != Tag::A);
+        if inline && links[id] >= 2 && link_chars[id] > 100 && link_chars[id] * 5 > chars[id] * 4 {
+            // Only inside a block that has prose of its own besides the cluster.
+            let owner_block = {
+                let mut a = p;
+                while a != ROOT as usize && !is_block(dom, a as NodeId) {
+                    a = dom.node(a as NodeId).parent as usize;
+                }
+                a
+            };
+            if chars[owner_block] - link_chars[owner_block] >= 40 {
+                drop[id] = true;
+            }
+        }
+    }
+}
+
+/// Does a short line read like a byline or a dateline ("By Jane Doe", "Updated at 1:23 p.m.",
+/// "November 19, 2019 9:02 AM")?
+fn byline_or_date(text: &str) -> bool {
+    let t = text.trim();
+    let lower = t.to_lowercase();
+    const STARTS: &[&str] = &[
+        "by ",
+        "von ",
+        "por ",
+        "par ",
+        "di ",
+        "door ",
+        "written by",
+        "posted",
+        "published",
+        "updated",
+        "last updated",
+        "modified",
+        "posted on",
+        "veröffentlicht",
+        "aktualisiert",
+        "publié",
+        "publicado",
+    ];
+    if STARTS.iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    // Mostly a date: digits and month names make up most of the words.
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    if words.is_empty() || words.len() > 10 {
+        return false;
+    }
+    const DATE_WORDS: &[&str] = &[
+        "jan",
+        "january",
+        "feb",
+        "february",
+        "mar",
+        "march",
+        "apr",
+        "april",
+        "may",
+        "jun",
+        "june",
+        "jul",
+        "july",
+        "aug",
+        "august",
+        "sep",
+        "sept",
+        "september",
+        "oct",
+        "october",
+        "nov",
+        "november",
+        "dec",
+        "december",
+        "am",
+        "pm",
+        "a",
+        "m",
+        "p",
+        "et",
+        "est",
+        "edt",
+        "pst",
+        "pdt",
+        "gmt",
+        "utc",
+        "bst",
+        "cet",
+        "at",
+        "on",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+        "min",
+        "read",
+        "ago",
+        "hours",
+        "hour",
+        "minutes",
+        "updated",
+        "published",
+    ];
+    let datey = words.iter().filter(|w| w.bytes().all(|b| b.is_ascii_digit()) || DATE_WORDS.contains(w)).count();
+    let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
+    // Numbers alone are a table row or a score, not a date: a month, weekday or clock word too.
+    let named = words.iter().any(|w| DATE_WORDS.contains(w) && w.len() >= 2 && !matches!(*w, "at" | "on"));
+    has_digit && named && datey * 4 >= words.len() * 3
+}
+
+/// Short byline and dateline blocks before the first real paragraph of the selection.
+fn drop_lead_furniture(dom: &Dom, root: NodeId, drop: &mut [bool], stats: &Stats) {
+    let end = dom.subtree_end(root) as usize;
+    let mut id = root as usize + 1;
+    while id <= end {
+        if drop[id] {
+            id = dom.subtree_end(id as NodeId) as usize + 1;
+            continue;
+        }
+        if stats.good[id] > 0 && is_block(dom, id as NodeId) && stats.good[id] == stats.chars[id].min(stats.good[id]) {
+            // Reached prose: is this block itself a paragraph (not a wrapper of the whole)?
+            let own_para = dom.children(id as NodeId).all(|c| !is_block(dom, c) || dom.tag(c) == Some(Tag::Br));
+            if own_para {
+                return;
+            }
+        }
+        let table_part = matches!(dom.tag(id as NodeId), Some(Tag::Table | Tag::Tr | Tag::Td | Tag::Th | Tag::Tbody));
+        if table_part {
+            id = dom.subtree_end(id as NodeId) as usize + 1;
+            continue;
+        }
+        if is_block(dom, id as NodeId) && (1..=80).contains(&stats.chars[id]) {
+            let text = crate::render::text_of(dom, id as NodeId, drop);
+            if byline_or_date(&text) {
+                drop[id] = true;
+                id = dom.subtree_end(id as NodeId) as usize + 1;
+                continue;
+            }
+        }
+        id += 1;
+    }
+}
+
+/// Site markup that names the article body (`itemprop=articleBody`, `class="entry-content"`)
+/// beats the score when it holds a fair share of the prose: the best-sum subtree happily swallows
+/// teaser lists whose blurbs read like prose. Several marked chunks (an article split around ads)
+/// are joined at their common ancestor.
+fn anchor_on_body_marker(
+    dom: &Dom,
+    best: NodeId,
+    body: &[bool],
+    in_neg: &[bool],
+    drop: &[bool],
+    stats: &Stats,
+) -> NodeId {
+    let n = body.len();
+    // Outermost marked nodes (a marked node inside a marked node adds nothing).
+    let mut marked: Vec<usize> = Vec::new();
+    let mut covered_until = 0usize;
+    for id in 0..n {
+        if id < covered_until || !body[id] || in_neg[id] || drop[id] {
+            continue;
+        }
+        if stats.good[id] > 0 {
+            marked.push(id);
+            covered_until = dom.subtree_end(id as NodeId) as usize + 1;
+        }
+    }
+    let Some(&anchor) = marked.iter().max_by_key(|&&id| stats.good[id]) else {
+        return best;
+    };
+    let anchor_good = stats.good[anchor];
+    let best_good = stats.good[best as usize];
+    if anchor_good < 400 || anchor_good * 4 < best_good {
+        return best;
+    }
+    // Other chunks with real prose join the anchor at their common ancestor.
+    let mut root = anchor as NodeId;
+    // Bounded: a hostile page could mark thousands of chunks.
+    for &m in marked.iter().take(64) {
+        if m != anchor && stats.good[m] * 5 >= anchor_good {
+            root = common_ancestor(dom, root, m as NodeId);
+        }
+    }
+    let inside = |a: NodeId, b: NodeId| a >= b && a <= dom.subtree_end(b);
+    if inside(best, root) && best != root {
+        // The scorer found a tighter node inside the marked body: trust the markup only if the
+        // body holds clearly more prose.
+        return if stats.good[root as usize] * 10 > best_good * 11 { root } else { best };
+    }
+    if inside(root, best) || anchor_good * 2 >= best_good {
+        return root;
+    }
+    best
+}
+
+fn common_ancestor(dom: &Dom, a: NodeId, b: NodeId) -> NodeId {
+    let mut path = Vec::new();
+    let mut x = a;
+    while x != NONE {
+        path.push(x);
+        x = dom.node(x).parent;
+    }
+    let mut y = b;
+    while y != NONE {
+        if path.contains(&y) {
+            return y;
+        }
+        y = dom.node(y).parent;
+    }
+    ROOT
+}
+
 /// Letters and digits of `s`, lower-cased: for comparing a heading with the page title.
 fn squash(s: &str) -> String {
     s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
 /// Headings in the selection that are the page title (the title is `Document::title`, not body
-/// text), and headings left without any content after them (the heading of a pruned "Top
-/// videos" list).
-fn drop_title_and_orphan_headings(dom: &Dom, root: NodeId, drop: &mut [bool], chars: &[u32]) {
+/// text), and headings left without content after them: the heading of a pruned "Top videos"
+/// list, or a short bold "DON'T MISS" line whose link list was pruned.
+fn drop_title_and_orphan_headings(dom: &Dom, root: NodeId, drop: &mut [bool], chars: &[u32], linky: &[bool]) {
     let title = dom.title.map(|s| squash(dom.s(s))).unwrap_or_default();
     let end = dom.subtree_end(root) as usize;
     let mut seen_h1 = false;
     for id in root as usize..=end {
-        if drop[id] {
+        if drop[id] || id == root as usize {
             continue;
         }
-        let Some(level) = dom.tag(id as NodeId).and_then(Tag::heading_level) else {
+        let level = dom.tag(id as NodeId).and_then(Tag::heading_level);
+        let short_block = level.is_none() && is_block(dom, id as NodeId) && (1..=40).contains(&chars[id]);
+        if level.is_none() && !short_block {
             continue;
-        };
-        let text = squash(&crate::render::text_of(dom, id as NodeId, drop));
+        }
+        let raw = crate::render::text_of(dom, id as NodeId, drop);
+        let text = squash(&raw);
         if text.is_empty() {
             continue;
         }
-        let is_title = (level == 1 && !seen_h1) || (text.len() >= 12 && title.contains(&text));
-        if level == 1 {
-            seen_h1 = true;
-        }
-        if is_title || !has_content_after(dom, id as NodeId, root, drop, chars) {
+        let next = next_content(dom, id as NodeId, root, drop, chars);
+        let orphan = match level {
+            Some(l) => {
+                let is_title = (l == 1 && !seen_h1) || (text.len() >= 12 && title.contains(&text));
+                seen_h1 |= l == 1;
+                is_title
+                    || match next {
+                        Next::Kept(n) => dom.tag(n).and_then(Tag::heading_level).is_some(),
+                        Next::Dropped(n) => linky[n as usize],
+                        Next::End => true,
+                    }
+            }
+            None => {
+                // A lead-in line ("Related:", "DON'T MISS") of a pruned link list.
+                !raw.trim_end().ends_with(['.', '!', '?', '"', '”'])
+                    && matches!(next, Next::Dropped(n) if linky[n as usize])
+            }
+        };
+        if orphan {
             drop[id] = true;
         }
     }
 }
 
-/// Is there kept text after `h` (in its following siblings, or its ancestors' following siblings,
-/// up to `root`) before the next heading?
-fn has_content_after(dom: &Dom, h: NodeId, root: NodeId, drop: &[bool], chars: &[u32]) -> bool {
+/// What follows a node in its block context.
+enum Next {
+    /// The next text-bearing sibling, kept.
+    Kept(NodeId),
+    /// The next text-bearing sibling, dropped.
+    Dropped(NodeId),
+    /// No text follows inside the selection.
+    End,
+}
+
+/// The first text-bearing node after `h` among its following siblings, or its ancestors'
+/// following siblings (up to 4 levels, not leaving `root`).
+fn next_content(dom: &Dom, h: NodeId, root: NodeId, drop: &[bool], chars: &[u32]) -> Next {
     let mut cur = h;
     for _ in 0..4 {
         let mut sib = dom.node(cur).next_sibling;
         while sib != NONE {
-            let i = sib as usize;
-            if !drop[i] && chars[i] > 0 {
-                return dom.tag(sib).and_then(Tag::heading_level).is_none();
+            if chars[sib as usize] > 0 {
+                return if drop[sib as usize] { Next::Dropped(sib) } else { Next::Kept(sib) };
             }
             sib = dom.node(sib).next_sibling;
         }
-        if cur == root {
-            return false;
-        }
         cur = dom.node(cur).parent;
         if cur == NONE || cur == root {
-            return false;
+            return Next::End;
         }
     }
-    false
+    Next::End
 }
