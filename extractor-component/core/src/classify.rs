@@ -291,123 +291,203 @@ pub(crate) struct Verdict {
     pub(crate) comment: bool,
     /// A class/id/itemprop that names the article body itself ([`BODY_MARKERS`]).
     pub(crate) body: bool,
+    /// The value names an embedded social post (`twitter-embed`).
+    social_embed: bool,
+}
+
+impl Verdict {
+    fn merge(&mut self, o: Verdict) {
+        self.negative |= o.negative;
+        self.positive |= o.positive;
+        self.strong |= o.strong;
+        self.comment |= o.comment;
+        self.body |= o.body;
+        self.social_embed |= o.social_embed;
+    }
 }
 
 /// Tokens of a class/id value: split at non-alphanumerics and at camelCase humps
 /// (`newsCaption` gives `news`, `Caption`).
 fn tokens(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty()).flat_map(|t| {
-        let b = t.as_bytes();
-        let mut cuts = vec![0];
-        for i in 1..b.len() {
-            if b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase() {
-                cuts.push(i);
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            let c = b[i];
+            if !c.is_ascii_alphanumeric() {
+                let tok = (start, i);
+                i += 1;
+                start = i;
+                if tok.1 > tok.0 {
+                    return s.get(tok.0..tok.1);
+                }
+                continue;
             }
+            if i > start && c.is_ascii_uppercase() && b[i - 1].is_ascii_lowercase() {
+                let tok = (start, i);
+                start = i;
+                i += 1;
+                return s.get(tok.0..tok.1);
+            }
+            i += 1;
         }
-        cuts.push(b.len());
-        (0..cuts.len() - 1).map(move |k| &t[cuts[k]..cuts[k + 1]])
+        if start < b.len() {
+            let tok = start;
+            start = b.len();
+            return s.get(tok..);
+        }
+        None
     })
 }
 
-fn contains(list: &[&str], token: &str) -> bool {
-    list.iter().any(|w| w.eq_ignore_ascii_case(token))
+/// Bit flags of a class/id word, from the lists above.
+const F_NEG: u8 = 1;
+const F_STRONG: u8 = 2;
+const F_COMMENT: u8 = 4;
+const F_POS: u8 = 8;
+
+/// All listed words with their flags, sorted for binary search (built once per process; the
+/// lists stay readable above).
+fn word_table() -> &'static [(u128, u8)] {
+    static TABLE: std::sync::OnceLock<Vec<(u128, u8)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t: Vec<(u128, u8)> = Vec::new();
+        for (list, flag) in [(NEGATIVE, F_NEG), (STRONG, F_STRONG), (COMMENT, F_COMMENT), (POSITIVE, F_POS)] {
+            for w in list {
+                let k = pack(w.as_bytes()).unwrap_or(0);
+                match t.iter_mut().find(|(x, _)| *x == k) {
+                    Some((_, f)) => *f |= flag,
+                    None => t.push((k, flag)),
+                }
+            }
+        }
+        t.sort_unstable();
+        t
+    })
 }
 
-/// Classifies an element by its `class`, `id` and `itemprop`.
-pub(crate) fn verdict(dom: &Dom, id: NodeId) -> Verdict {
+/// A word of at most 16 bytes, lower-cased, packed into an integer (listed words are shorter).
+fn pack(word: &[u8]) -> Option<u128> {
+    if word.is_empty() || word.len() > 16 {
+        return None;
+    }
+    Some(word.iter().fold(0u128, |k, &c| (k << 8) | u128::from(c.to_ascii_lowercase())))
+}
+
+/// Flags of one word, compared case-insensitively. Integer keys: this runs for every class
+/// token of every element, and string comparison dominated the profile.
+fn flags(word: &str) -> u8 {
+    let Some(key) = pack(word.as_bytes()) else {
+        return 0;
+    };
+    let table = word_table();
+    table.binary_search_by_key(&key, |(k, _)| *k).map_or(0, |i| table[i].1)
+}
+
+/// Does any of `stems` occur in `hay` (lower-case bytes)? One pass, no allocation.
+fn any_stem(hay: &[u8], stems: &[&str]) -> bool {
+    (0..hay.len()).any(|i| {
+        let rest = &hay[i..];
+        stems.iter().any(|st| st.as_bytes().first() == rest.first() && rest.starts_with(st.as_bytes()))
+    })
+}
+
+/// The verdict of one `class` or `id` value.
+fn value_verdict(value: &str) -> Verdict {
     let mut v = Verdict::default();
-    for attr in ["class", "id"] {
-        if let Some(value) = dom.attr(id, attr) {
-            // Whole-value matches first ("article-body"), then single tokens.
-            for word in value.split_ascii_whitespace() {
-                let lower = word.to_ascii_lowercase();
-                if contains(POSITIVE, &lower) {
-                    v.positive = true;
-                }
-                if contains(NEGATIVE, &lower) {
-                    v.negative = true;
-                }
-            }
-            let lower = value.to_ascii_lowercase();
-            if STEMS.iter().any(|st| lower.contains(st)) {
-                v.negative = true;
-                v.strong |= !lower.contains("byline") && !lower.contains("dateline") && !lower.contains("timestamp");
-                v.comment |= lower.contains("comment") || lower.contains("disqus");
-            }
-            for t in tokens(value) {
-                if contains(NEGATIVE, t) {
-                    v.negative = true;
-                }
-                if contains(STRONG, t) {
-                    v.strong = true;
-                }
-                if contains(COMMENT, t) {
-                    v.comment = true;
-                }
-            }
-            // Positive tokens only from whole words: `ArticlePage` is a page template, not a body.
-            for t in value.split(|c: char| !c.is_ascii_alphanumeric()) {
-                if contains(POSITIVE, t) {
-                    v.positive = true;
-                }
-            }
-        }
+    // Whole-value matches first ("article-body"), then single tokens.
+    for word in value.split_ascii_whitespace() {
+        let f = flags(word);
+        v.positive |= f & F_POS != 0;
+        v.negative |= f & F_NEG != 0;
     }
-    // An embedded post (`social-media-embed`, `twitter-embed`) is quoted content, not a share bar.
-    if v.negative
-        && ["class", "id"].iter().any(|a| {
-            dom.attr(id, a).is_some_and(|c| {
-                let c = c.to_ascii_lowercase();
-                c.contains("embed") && SOCIAL.iter().any(|s| c.contains(s))
-            })
-        })
-    {
-        v = Verdict::default();
+    let lower = value.to_ascii_lowercase();
+    if any_stem(lower.as_bytes(), STEMS) {
+        v.negative = true;
+        v.strong |= !lower.contains("byline") && !lower.contains("dateline") && !lower.contains("timestamp");
+        v.comment |= lower.contains("comment") || lower.contains("disqus");
     }
-    for attr in ["class", "id"] {
-        if let Some(value) = dom.attr(id, attr) {
-            let squashed: String =
-                value.chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_ascii_lowercase();
-            if BODY_MARKERS.iter().any(|m| squashed.contains(m)) {
-                v.body = true;
-            }
-        }
+    for t in tokens(value) {
+        let f = flags(t);
+        v.negative |= f & F_NEG != 0;
+        v.strong |= f & F_STRONG != 0;
+        v.comment |= f & F_COMMENT != 0;
     }
-    if dom.attr(id, "itemprop").is_some_and(|p| p.contains("articleBody")) {
-        v.body = true;
+    // Positive tokens only from whole words: `ArticlePage` is a page template, not a body.
+    for t in value.split(|c: char| !c.is_ascii_alphanumeric()) {
+        v.positive |= flags(t) & F_POS != 0;
     }
-    if v.body && v.comment {
-        v.body = false;
-    }
-    if let Some(prop) = dom.attr(id, "itemprop")
-        && (prop.contains("articleBody") || prop.contains("text"))
-    {
-        v.positive = true;
-    }
+    v.social_embed = lower.contains("embed") && any_stem(lower.as_bytes(), SOCIAL);
+    let squashed: Vec<u8> = lower.bytes().filter(|&c| c != b'-' && c != b'_').collect();
+    v.body = any_stem(&squashed, BODY_MARKERS);
     v
 }
 
-/// True when the element is hidden, or (unless `visible_only`) has a role that is never content.
-pub(crate) fn hidden_or_furniture(dom: &Dom, id: NodeId, visible_only: bool) -> bool {
-    for attr in dom.attrs(id) {
-        let value = dom.s(attr.value);
-        match dom.s(attr.name) {
-            "hidden" => return true,
-            "aria-hidden" if value.trim() == "true" => return true,
-            "style" => {
-                let compact: String =
-                    value.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
-                if compact.contains("display:none") || compact.contains("visibility:hidden") {
-                    return true;
-                }
-            }
-            "role" if !visible_only && NEGATIVE_ROLES.iter().any(|r| r.eq_ignore_ascii_case(value.trim())) => {
-                return true;
-            }
-            _ => {}
+/// Per-page classifier: class values repeat a lot within a page (every comment, every teaser),
+/// so their verdicts are cached. A `BTreeMap`, not a `HashMap`: no random seed is needed (the
+/// WASM guest then imports no randomness) and results stay deterministic.
+#[derive(Debug, Default)]
+pub(crate) struct Classifier<'a> {
+    cache: std::collections::BTreeMap<&'a str, Verdict>,
+}
+
+/// Longest class/id value that is cached; longer ones are computed each time (rare, and a
+/// hostile page must not fill memory with cache keys - they borrow from the page, though).
+const MAX_CACHED: usize = 256;
+
+impl<'a> Classifier<'a> {
+    fn value(&mut self, value: &'a str) -> Verdict {
+        if value.len() > MAX_CACHED {
+            return value_verdict(value);
         }
+        *self.cache.entry(value).or_insert_with(|| value_verdict(value))
     }
-    false
+
+    /// Classifies an element by its `class`, `id`, `itemprop`, and reports whether it is hidden
+    /// (`hidden`, `aria-hidden`, inline `display:none`) or, unless `visible_only`, has a role that is
+    /// never content. One pass over the attributes.
+    pub(crate) fn classify(&mut self, dom: &'a Dom, id: NodeId, visible_only: bool) -> (Verdict, bool) {
+        let mut v = Verdict::default();
+        let mut hidden = false;
+        let mut itemprop = None;
+        for attr in dom.attrs(id) {
+            let value = dom.s(attr.value);
+            match dom.s(attr.name) {
+                "class" | "id" => v.merge(self.value(value)),
+                "itemprop" => itemprop = Some(value),
+                "hidden" => hidden = true,
+                "aria-hidden" if value.trim() == "true" => hidden = true,
+                "style" if value.contains("none") || value.contains("hidden") => {
+                    let compact: String =
+                        value.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+                    if compact.contains("display:none") || compact.contains("visibility:hidden") {
+                        hidden = true;
+                    }
+                }
+                "role" if !visible_only && NEGATIVE_ROLES.iter().any(|r| r.eq_ignore_ascii_case(value.trim())) => {
+                    hidden = true;
+                }
+                _ => {}
+            }
+        }
+        // An embedded post (`social-media-embed`, `twitter-embed`) is quoted content, not a share bar.
+        if v.negative && v.social_embed {
+            v = Verdict { body: v.body, ..Verdict::default() };
+        }
+        if let Some(prop) = itemprop {
+            if prop.contains("articleBody") {
+                v.body = true;
+            }
+            if prop.contains("articleBody") || prop.contains("text") {
+                v.positive = true;
+            }
+        }
+        if v.body && v.comment {
+            v.body = false;
+        }
+        (v, hidden)
+    }
 }
 
 /// Elements that are never visible text (dropped in every mode).
@@ -486,4 +566,15 @@ pub(crate) fn never_content(tag: Tag) -> bool {
             | Tag::Slot
             | Tag::Search
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tokens;
+
+    #[test]
+    fn tokens_split_on_punctuation_and_camel_case() {
+        let t: Vec<&str> = tokens("post-comments newsCaption  a_b ArticlePage").collect();
+        assert_eq!(t, ["post", "comments", "news", "Caption", "a", "b", "Article", "Page"]);
+    }
 }

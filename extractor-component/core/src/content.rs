@@ -9,7 +9,7 @@
 //! is one linear pass over the arena (ids are in document order, so a reverse loop is a
 //! post-order walk).
 
-use crate::classify::{hidden_or_furniture, invisible, never_content, verdict};
+use crate::classify::{Classifier, invisible, never_content};
 use crate::html::{Dom, NONE, NodeData, NodeId, ROOT, Tag};
 
 /// What the scorer decided.
@@ -37,20 +37,26 @@ struct Stats {
     good: Vec<u32>,
 }
 
+/// Non-whitespace characters and sentence punctuation marks in `s`, in one pass over the bytes.
 fn count_chars(s: &str) -> (u32, u32) {
+    let b = s.as_bytes();
     let mut chars = 0u32;
     let mut punct = 0u32;
-    for b in s.bytes() {
-        if b.is_ascii_whitespace() || (b & 0xC0) == 0x80 {
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_whitespace() || (c & 0xC0) == 0x80 {
             continue;
         }
         chars += 1;
-        if matches!(b, b'.' | b',' | b'!' | b'?' | b';' | b':') {
-            punct += 1;
-        }
+        let is_punct = match c {
+            b'.' | b',' | b'!' | b'?' | b';' | b':' => true,
+            // 。 、 (E3 80 82/81), ， ！ ？ (EF BC 8C/81/9F), Arabic ، ؟ (D8 8C/9F).
+            0xE3 => b.get(i + 1) == Some(&0x80) && matches!(b.get(i + 2), Some(0x81 | 0x82)),
+            0xEF => b.get(i + 1) == Some(&0xBC) && matches!(b.get(i + 2), Some(0x8C | 0x81 | 0x9F)),
+            0xD8 => matches!(b.get(i + 1), Some(0x8C | 0x9F)),
+            _ => false,
+        };
+        punct += u32::from(is_punct);
     }
-    // Full-width CJK punctuation and Arabic comma (3-byte and 2-byte sequences).
-    punct += s.matches(['。', '，', '、', '،', '؟', '！', '？']).count() as u32;
     (chars, punct)
 }
 
@@ -107,6 +113,7 @@ pub(crate) fn select(
     let mut body = vec![false; n];
     let mut in_link = vec![false; n];
     let mut owner = vec![ROOT; n];
+    let mut classifier = Classifier::default();
     // Forward pass: inherited flags.
     for id in 1..n {
         let node = dom.node(id as NodeId);
@@ -127,14 +134,14 @@ pub(crate) fn select(
             let furniture =
                 !full && !kept(id) && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time | Tag::Header);
             let excluded = if full { invisible(tag) } else { never_content(tag) };
-            if excluded || furniture || hidden_or_furniture(dom, id as NodeId, full) {
+            let (v, hidden) = if excluded { Default::default() } else { classifier.classify(dom, id as NodeId, full) };
+            if excluded || furniture || hidden {
                 drop[id] = true;
                 let media_tag = matches!(tag, Tag::Figure | Tag::Figcaption | Tag::Picture | Tag::Video | Tag::Audio);
-                media_drop[id] |= !media_tag || hidden_or_furniture(dom, id as NodeId, full);
+                media_drop[id] |= !media_tag || hidden;
                 continue;
             }
             if !full {
-                let v = verdict(dom, id as NodeId);
                 // Embedded posts (`blockquote.twitter-tweet`) are quoted content, never furniture.
                 if (v.strong || (v.negative && !v.positive))
                     && !kept(id)
@@ -158,7 +165,7 @@ pub(crate) fn select(
                 if matches!(tag, Tag::Article | Tag::Main) {
                     bias[id] *= 1.1;
                 }
-                if dom.attr(id as NodeId, "itemprop").is_some_and(|p| p.contains("articleBody")) {
+                if v.body {
                     bias[id] *= 1.3;
                 }
             }
@@ -268,8 +275,12 @@ pub(crate) fn select(
         }
         let chars = stats.chars[id];
         let links = stats.link_chars[id];
-        let linky = chars > 0 && links * 2 > chars && is_block(dom, id as NodeId);
-        let junk = stats.score[id] < 0.0 && stats.good[id] == 0 && links * 4 > chars;
+        // A link list: mostly link text, and little prose besides (a list item with a linked
+        // headline and a full sentence after it is content).
+        let nonlink = chars.saturating_sub(links);
+        let linky =
+            chars > 0 && links * 2 > chars && (nonlink < 80 || links * 20 > chars * 13) && is_block(dom, id as NodeId);
+        let junk = stats.score[id] < 0.0 && stats.good[id] == 0 && links * 4 > chars && nonlink < 80;
         let label = chars > 0
             && chars <= 48
             && is_block(dom, id as NodeId)

@@ -46,7 +46,7 @@ struct Scripts {
 }
 
 /// How many characters of the text are looked at.
-const SAMPLE_CHARS: usize = 6000;
+const SAMPLE_CHARS: usize = 3000;
 
 /// Detects the language of `text`, or `None` when unsure.
 pub(crate) fn detect(text: &str) -> Option<&'static str> {
@@ -102,7 +102,7 @@ pub(crate) fn detect(text: &str) -> Option<&'static str> {
 fn latin_language(text: &str) -> Option<&'static str> {
     let mut hits = [0u32; STOPWORDS.len()];
     let mut words = 0;
-    for word in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).take(1500) {
+    for word in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).take(500) {
         words += 1;
         let lower = word.to_lowercase();
         for (i, (_, list)) in STOPWORDS.iter().enumerate() {

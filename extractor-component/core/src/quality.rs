@@ -8,7 +8,9 @@
 //! - *substance*: grows from 0 at no prose to 1 at 1,500 characters of prose. Low for stubs,
 //!   listing pages and error pages, where "main content" is doubtful.
 //!
-//! Calibrated on AEB: pages where the extraction scores F1 ≥ 0.9 have quality ≥ 0.6 in most cases.
+//! Measured on the 91 AEB pages: 80 score ≥ 0.6, and 95 % of those have a per-page F1 ≥ 0.9; the
+//! pages below 0.6 are mostly short articles (the substance factor), which are not worse extracted.
+//! So: below ~0.3 treat the text with suspicion (listing, stub, error page or a wrong pick).
 
 /// Computes the quality score. `good` is the prose inside the selection, `total_good` on the page,
 /// `chars` and `link_chars` the selection's characters and link characters.

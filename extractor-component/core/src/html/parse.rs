@@ -444,7 +444,7 @@ impl Builder<'_> {
         }
         let after = memchr::memchr(b'>', &b[j..]).map_or(len, |p| p + j + 1);
         let raw_name = &self.src[i..j];
-        let tag = Tag::from_name(&raw_name.to_ascii_lowercase());
+        let tag = Tag::from_name(raw_name);
         match tag {
             Tag::Html | Tag::Body => return after,
             Tag::Br => {

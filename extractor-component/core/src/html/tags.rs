@@ -2,16 +2,44 @@
 //! categories built from them (void, raw text, block). Unknown names map to [`Tag::Other`] and are
 //! compared by name where it matters.
 
+/// Packs up to 16 bytes of a name, lower-cased, into an integer (first byte most significant,
+/// so distinct names of different lengths give distinct keys: no name contains a NUL).
+fn key(name: &[u8]) -> u128 {
+    let mut k = 0u128;
+    for &c in name.iter().take(16) {
+        k = (k << 8) | u128::from(c.to_ascii_lowercase());
+    }
+    k
+}
+
 macro_rules! tags {
     ($($variant:ident = $name:literal,)*) => {
         /// A known HTML element name.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub(crate) enum Tag { $($variant,)* Other }
 
+        /// Every known tag with its name packed by [`key`], sorted by key (built once).
+        fn tag_table() -> &'static [(u128, Tag)] {
+            static TABLE: std::sync::OnceLock<Vec<(u128, Tag)>> = std::sync::OnceLock::new();
+            TABLE.get_or_init(|| {
+                let mut t = vec![$((key($name.as_bytes()), Tag::$variant),)*];
+                t.sort_unstable_by_key(|(k, _)| *k);
+                t
+            })
+        }
+
         impl Tag {
-            /// Looks up a lower-case element name.
+            /// Looks up an element name (any case). Names are packed into an integer and found by
+            /// binary search: this runs for every start and end tag, and string matching showed up
+            /// in profiles.
             pub(crate) fn from_name(name: &str) -> Tag {
-                match name { $($name => Tag::$variant,)* _ => Tag::Other }
+                let b = name.as_bytes();
+                if b.is_empty() || b.len() > 16 {
+                    return Tag::Other;
+                }
+                let k = key(b);
+                let table = tag_table();
+                table.binary_search_by_key(&k, |(k, _)| *k).map_or(Tag::Other, |i| table[i].1)
             }
         }
     };
