@@ -105,7 +105,7 @@ fn score(data: &Path, dir: &Path) -> Result<String> {
         .arg("--csv")
         .arg(dir.join("per_doc.csv"))
         .arg("--json")
-        .arg(dir.join("summary.json"))
+        .arg(dir.with_extension("summary.json"))
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     let mut report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
@@ -115,6 +115,50 @@ fn score(data: &Path, dir: &Path) -> Result<String> {
         report.push_str(&format!("strict precision (empty = 0): {strict:.3}\n"));
     }
     Ok(report)
+}
+
+/// Hostile inputs of issue 3, each through both engines: outcome, CPU time, guest peak memory.
+fn hostile(runner: &WasmExtractor) -> Result<()> {
+    let para = "<p>Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.</p>\n";
+    let big = format!("<html><body><article>{}</article></body></html>", para.repeat(19 * 1024 * 1024 / para.len()));
+    let mut state = 0x2545_f491_u32;
+    let garbage: Vec<u8> = (0..1_000_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    let cases: Vec<(&str, String)> = vec![
+        ("19 MB article", big),
+        ("100k nested <div>", "<div>".repeat(100_000) + "deep" + &"</div>".repeat(100_000)),
+        ("binary garbage 1 MB", decode_html(&garbage, None)),
+        ("only scripts 1 MB", "<script>var x = 1;</script>".repeat(40_000)),
+        ("empty", String::new()),
+    ];
+    println!("\n== hostile inputs (native | wasm) ==");
+    let opts = Options::default();
+    for (name, html) in cases {
+        let t0 = thread_cpu_secs()?;
+        let native = extract(&html, "https://example.org/", &opts);
+        let t1 = thread_cpu_secs()?;
+        let (guest, peak) = runner.extract(&html, "https://example.org/", &opts)?;
+        let t2 = thread_cpu_secs()?;
+        let outcome = |r: &std::result::Result<Document, riptide_extractor::ExtractError>| match r {
+            Ok(d) => format!("document, {} words", d.word_count),
+            Err(e) => format!("error: {e}"),
+        };
+        println!(
+            "{name:<22} {:>8.1} ms | {:>8.1} ms, guest peak {:>6.1} MiB, same: {}  -> {}",
+            (t1 - t0) * 1e3,
+            (t2 - t1) * 1e3,
+            peak as f64 / 1048576.0,
+            native == guest,
+            outcome(&guest).chars().take(70).collect::<String>()
+        );
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -184,6 +228,7 @@ fn main() -> Result<()> {
     );
     println!("documents identical to native: {identical}/{}", pages.len());
     print!("{}", score(&args.data, &args.out.join("wasm"))?);
+    hostile(&runner)?;
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     if let Some(hwm) = status.lines().find(|l| l.starts_with("VmHWM")) {
         println!(

@@ -257,6 +257,9 @@ pub(crate) fn select(
         }
     }
     let best = anchor_on_body_marker(dom, best, &body, &in_neg, &drop, &stats);
+    // No prose anywhere (a stub, a form, a page of links): the body's text is the best answer,
+    // boilerplate still pruned below; the quality score says how little it is worth.
+    let best = if best_score <= 0.0 { body_or_root(dom) } else { best };
     // Nodes in the chosen subtree that are boilerplate: negative-class subtrees, link lists and
     // clusters of labels with no prose in them.
     let end = dom.subtree_end(best) as usize;

@@ -471,3 +471,31 @@ fn table_markdown(dom: &Dom, table: NodeId, drop: &[bool], base: Option<&Base<'_
     }
     out.trim_end().to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::html::{ROOT, parse};
+    use crate::url::parse_base;
+
+    fn md(html: &str) -> String {
+        let dom = parse(html);
+        let drop = vec![false; dom.len() as usize];
+        let base = parse_base("https://e.org/a/b");
+        super::markdown_of(&dom, ROOT, &drop, base.as_ref())
+    }
+
+    #[test]
+    fn nested_lists_quotes_and_inline() {
+        assert_eq!(
+            md("<ul><li>one<ul><li>inner <b>bold </b>x</li></ul></li><li>two</li></ul>"),
+            "- one\n  - inner **bold** x\n- two"
+        );
+        assert_eq!(md("<blockquote><p>a</p><p>b</p></blockquote>"), "> a\n>\n> b");
+        assert_eq!(
+            md("<p>x<i> </i>y <a href='c'>link</a> <a href='#'>top</a></p>"),
+            "x y [link](https://e.org/a/c) top"
+        );
+        assert_eq!(md("<h2>T *1*</h2><p># not a heading</p>"), "## T \\*1\\*\n\n\\# not a heading");
+        assert_eq!(md("<p>a<br>b</p><hr><pre>  x\n  y</pre>"), "a\nb\n\n---\n\n```\n  x\n  y\n```");
+    }
+}
