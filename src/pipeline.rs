@@ -156,14 +156,9 @@ impl Pipeline {
             return Ok(self.result(job, attempt, Outcome::Cached, &doc_key, &stored, timings.clone()));
         }
         let page = self.fetch(job, timings).await?;
-        let doc = self.extract(job, &page, timings).await?;
-        let stored = StoredDoc {
-            doc,
-            fetched_at_ms: now_ms(),
-            final_url: page.final_url.to_string(),
-            http_status: page.status,
-            job_id: job.id.clone(),
-        };
+        let (final_url, http_status) = (page.final_url.to_string(), page.status);
+        let doc = self.extract(job, page, timings).await?;
+        let stored = StoredDoc { doc, fetched_at_ms: now_ms(), final_url, http_status, job_id: job.id.clone() };
         self.save(job, attempt, &doc_key, &stored, timings, cancel).await?;
         Ok(self.result(job, attempt, Outcome::Ok, &doc_key, &stored, timings.clone()))
     }
@@ -187,14 +182,15 @@ impl Pipeline {
         Ok(page)
     }
 
+    /// Takes the page by value: the HTML moves to the extraction thread instead of being copied.
     async fn extract(
         &self,
         job: &CrawlJob,
-        page: &FetchedPage,
+        page: FetchedPage,
         timings: &mut StageTimings,
     ) -> Result<riptide_extractor::Document, StageError> {
         let started = Instant::now();
-        let doc = extract_native(page.html.clone(), page.final_url.to_string(), job.mode, job.timeout()).await?;
+        let doc = extract_native(page.html, page.final_url.to_string(), job.mode, job.timeout()).await?;
         timings.extract_ms = millis(started.elapsed());
         Ok(doc)
     }

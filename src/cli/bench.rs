@@ -61,7 +61,7 @@ pub async fn run(base: &Config, options: &BenchOptions) -> anyhow::Result<Vec<Ru
     let stop = CancellationToken::new();
     let (addr, _site) = sample_site::serve("127.0.0.1:0".parse()?, options.pages, stop.clone()).await?;
     let urls: Vec<String> = (0..options.pages).map(|n| format!("http://{addr}/articles/{n}")).collect();
-    let pages = fetch_pages(&urls).await?;
+    let pages = fetch_pages(base, &urls).await?;
     let mut figures = Vec::new();
     for run in 1..=options.runs {
         let mut config = base.clone();
@@ -147,6 +147,7 @@ async fn one_run(
     shutdown.cancel();
     worker_task.await??;
     publisher.close().await?;
+    channel.close(200, "bench done".into()).await?;
     connection.close(200, "bench done".into()).await?;
     latencies.sort_by(f64::total_cmp);
     Ok(RunFigures {
@@ -166,11 +167,12 @@ async fn next_result(results: &mut lapin::Consumer) -> anyhow::Result<JobResult>
 }
 
 /// Fetches each page once, so extraction-only runs on exactly what the worker extracts.
-async fn fetch_pages(urls: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
+async fn fetch_pages(config: &Config, urls: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let fetcher = crate::fetch::Fetcher::new(&config.fetch, true)?;
     let mut pages = Vec::with_capacity(urls.len());
     for url in urls {
-        pages.push((url.clone(), client.get(url).send().await?.error_for_status()?.text().await?));
+        let page = fetcher.fetch(&url.parse()?, &Default::default(), Duration::from_secs(10), true).await?;
+        pages.push((page.final_url.to_string(), page.html));
     }
     Ok(pages)
 }
