@@ -181,6 +181,21 @@ const STEMS: &[&str] = &[
     "dateline",
     "timestamp",
     "recommend",
+    // Other languages' words for the same furniture (comments, ads, sharing, related).
+    "kommentar",
+    "komentar",
+    "comentario",
+    "commentaire",
+    "werbung",
+    "anzeige",
+    "publicidad",
+    "pubblicita",
+    "reklam",
+    "compartir",
+    "partager",
+    "relacionad",
+    "verwandt",
+    "correlat",
 ];
 
 /// Class/id names of article-body containers across CMSs and sites, compared with `-`/`_`
@@ -406,7 +421,9 @@ fn value_verdict(value: &str) -> Verdict {
     if any_stem(lower.as_bytes(), STEMS) {
         v.negative = true;
         v.strong |= !lower.contains("byline") && !lower.contains("dateline") && !lower.contains("timestamp");
-        v.comment |= lower.contains("comment") || lower.contains("disqus");
+        v.comment |= ["comment", "disqus", "kommentar", "komentar", "comentario", "commentaire"]
+            .iter()
+            .any(|c| lower.contains(c));
     }
     for t in tokens(value) {
         let f = flags(t);
