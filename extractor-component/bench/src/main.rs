@@ -86,6 +86,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn write_preds(dir: &Path, pages: &[Page], docs: &[Option<Document>]) -> Result<()> {
+    // score.py reads every *.json in the folder: start from an empty one.
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
     std::fs::create_dir_all(dir)?;
     for (p, d) in pages.iter().zip(docs) {
         let body = d.as_ref().map_or("", |d| d.text.as_str());

@@ -190,17 +190,19 @@ pub(crate) fn select(
             }
         }
     }
-    let mut stats =
-        Stats { chars: own_chars.clone(), link_chars: own_link.clone(), score: vec![0.0; n], good: vec![0; n] };
+    let mut score = vec![0.0f32; n];
+    let mut good = vec![0u32; n];
     for id in 0..n {
         if own_chars[id] > 0 {
-            let w = block_weight(own_chars[id], own_link[id], own_punct[id], dom.tag(id as NodeId));
-            stats.score[id] = w;
+            score[id] = block_weight(own_chars[id], own_link[id], own_punct[id], dom.tag(id as NodeId));
             if own_chars[id] >= 80 && own_link[id] * 3 < own_chars[id] {
-                stats.good[id] = own_chars[id];
+                good[id] = own_chars[id];
             }
         }
     }
+    // Moved, not copied: on a 20 MB page every per-node array is megabytes of guest memory.
+    drop_vec(own_punct);
+    let mut stats = Stats { chars: own_chars, link_chars: own_link, score, good };
     // Negative-class subtrees are not content, unless a weak token marks a wrapper holding most
     // of the page's prose (`<div class="main has-sidebar">`): measure prose ignoring classes.
     let mut good_all = stats.good.clone();
@@ -287,6 +289,7 @@ pub(crate) fn select(
         let label = chars > 0
             && chars <= 48
             && is_block(dom, id as NodeId)
+            && small_subtree(dom, id as NodeId)
             && crate::classify::is_label(&crate::render::text_of(dom, id as NodeId, &drop));
         if (neg[id] || linky || junk || label) && !kept(id) {
             drop[id] = true;
@@ -357,6 +360,18 @@ pub(crate) fn body_or_root(dom: &Dom) -> NodeId {
         id = next;
     }
     ROOT
+}
+
+/// Short-text checks (labels, bylines, headings) render their element's text; only worth it,
+/// and only linear overall, for small subtrees (a hostile chain of 100,000 nested elements each
+/// holding the same four characters must not be rendered 100,000 times).
+fn small_subtree(dom: &Dom, id: NodeId) -> bool {
+    dom.subtree_end(id) - id <= 64
+}
+
+/// Frees a scratch array early (the guest's linear memory keeps its high-water mark).
+fn drop_vec<T>(v: Vec<T>) {
+    std::mem::drop(v);
 }
 
 /// Inline elements that are clusters of links inside running text (a hover card listing a
@@ -537,7 +552,7 @@ fn drop_lead_furniture(dom: &Dom, root: NodeId, drop: &mut [bool], stats: &Stats
             id = dom.subtree_end(id as NodeId) as usize + 1;
             continue;
         }
-        if is_block(dom, id as NodeId) && (1..=80).contains(&stats.chars[id]) {
+        if is_block(dom, id as NodeId) && (1..=80).contains(&stats.chars[id]) && small_subtree(dom, id as NodeId) {
             let text = crate::render::text_of(dom, id as NodeId, drop);
             if byline_or_date(&text) {
                 drop[id] = true;
@@ -637,7 +652,7 @@ fn drop_title_and_orphan_headings(dom: &Dom, root: NodeId, drop: &mut [bool], ch
         }
         let level = dom.tag(id as NodeId).and_then(Tag::heading_level);
         let short_block = level.is_none() && is_block(dom, id as NodeId) && (1..=40).contains(&chars[id]);
-        if level.is_none() && !short_block {
+        if (level.is_none() && !short_block) || !small_subtree(dom, id as NodeId) {
             continue;
         }
         let raw = crate::render::text_of(dom, id as NodeId, drop);

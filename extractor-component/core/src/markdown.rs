@@ -169,6 +169,8 @@ impl<'a> Md<'a> {
 /// Renders the subtree of `root` as Markdown.
 pub(crate) fn markdown_of(dom: &Dom, root: NodeId, drop: &[bool], base: Option<&Base<'_>>) -> String {
     let mut md = Md::new(base);
+    let raw = crate::render::text_bytes(dom, root);
+    md.out.reserve(raw + raw / 4);
     let dropped = |id: NodeId| drop.get(id as usize).copied().unwrap_or(false);
     walk(dom, root, |step| match step {
         Step::Enter(id) => {

@@ -241,6 +241,9 @@ fn first_time(dom: &Dom) -> Option<String> {
         .find_map(|id| dom.attr(id, "datetime").map(str::to_owned))
 }
 
+/// Byline candidates rendered at most (each costs a walk of its subtree).
+const MAX_CANDIDATES: usize = 16;
+
 /// A byline element in the page: `rel=author` / `itemprop=author` first, then the innermost
 /// element with a `byline`/`author` class; never inside forms (comment forms label an "author"
 /// field).
@@ -259,17 +262,19 @@ fn byline_in_content(dom: &Dom) -> Option<String> {
         let t = collapse(&text_of(dom, id, &[]));
         ((3..=100).contains(&t.chars().count()) && !in_form(id)).then_some(t)
     };
-    let strong = (0..dom.len()).find_map(|id| {
-        let NodeData::Element { .. } = dom.node(id).data else {
-            return None;
-        };
-        let is = dom.attr(id, "rel") == Some("author") || dom.attr(id, "itemprop") == Some("author");
-        if is { usable(id) } else { None }
-    });
+    // At most a few candidates are rendered: a hostile page may nest thousands of them.
+    let strong = (0..dom.len())
+        .filter(|&id| {
+            matches!(dom.node(id).data, NodeData::Element { .. })
+                && (dom.attr(id, "rel") == Some("author") || dom.attr(id, "itemprop") == Some("author"))
+        })
+        .take(MAX_CANDIDATES)
+        .find_map(usable);
     if strong.is_some() {
         return strong;
     }
     let mut found: Option<(NodeId, String)> = None;
+    let mut tried = 0;
     for id in 0..dom.len() {
         let is_byline = dom.attr(id, "class").is_some_and(|c| {
             let c = c.to_ascii_lowercase();
@@ -281,6 +286,10 @@ fn byline_in_content(dom: &Dom) -> Option<String> {
         // Innermost: a match inside the previous match replaces it.
         let inside_prev = found.as_ref().is_some_and(|(p, _)| id > *p && id <= dom.subtree_end(*p));
         if found.is_some() && !inside_prev {
+            break;
+        }
+        tried += 1;
+        if tried > MAX_CANDIDATES {
             break;
         }
         if let Some(t) = usable(id) {

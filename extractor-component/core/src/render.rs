@@ -71,7 +71,7 @@ impl TextSink {
 
 /// Renders the subtree of `root` as text, leaving out nodes with `drop[id]` set.
 pub(crate) fn text_of(dom: &Dom, root: NodeId, drop: &[bool]) -> String {
-    let mut sink = TextSink::default();
+    let mut sink = TextSink { out: String::with_capacity(text_bytes(dom, root)), ..TextSink::default() };
     let mut pre_depth = 0u32;
     walk(dom, root, |step| match step {
         Step::Enter(id) => {
@@ -110,6 +110,13 @@ pub(crate) fn text_of(dom: &Dom, root: NodeId, drop: &[bool]) -> String {
         }
     });
     sink.finish()
+}
+
+/// Bytes of text in the subtree: an upper bound of the output's size (whitespace collapses),
+/// reserved up front so that the string does not grow by doubling to twice its length.
+pub(crate) fn text_bytes(dom: &Dom, root: NodeId) -> usize {
+    let end = dom.subtree_end(root);
+    (root..=end).map(|id| dom.text(id).len()).sum::<usize>()
 }
 
 fn block_break(sink: &mut TextSink, tag: Tag) {

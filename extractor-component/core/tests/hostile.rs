@@ -37,6 +37,12 @@ fn hundred_thousand_nested_elements() {
         let doc = timed(|| extract(&html, "", &Options::default())).unwrap();
         assert!(doc.text.contains("deep text") || doc.text.is_empty(), "{tag}");
     }
+    // Nested elements that the metadata and pruning passes look at closely.
+    for open in ["<div class=\"byline\">", "<a rel=author>", "<h2><div>", "<p><span class=\"comment-body\">", "<li><b>"]
+    {
+        let html = format!("<body>{}By Jane Doe, 5 min read</body>", open.repeat(50_000));
+        timed(|| extract(&html, "", &Options::default())).unwrap();
+    }
     // Unclosed, mixed and with attributes.
     let html = "<div class=\"a\"><p><i><span id=x>".repeat(30_000) + "text";
     timed(|| extract(&html, "", &Options::default())).unwrap();

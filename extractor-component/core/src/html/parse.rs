@@ -51,8 +51,11 @@ pub(crate) fn parse(src: &str) -> Dom {
         seen_body: false,
         seen_head: false,
     };
-    // Rough sizing from AEB pages: ~1 node per 60 bytes, decoded text ~ a third of the source.
-    b.dom.nodes.reserve(src.len() / 60 + 16);
+    // Every '<' opens at most one element and closes at most one text run, so this count sizes
+    // the arena without repeated doubling (which would leave the guest's memory at twice the
+    // need); decoded text is ~ a third of the source on AEB pages.
+    let tags = memchr::memchr_iter(b'<', src.as_bytes()).count();
+    b.dom.nodes.reserve((tags + 16).min(MAX_NODES));
     b.dom.buf.reserve(src.len() / 3 + 64);
     b.dom.nodes.push(Node {
         parent: NONE,
