@@ -472,7 +472,15 @@ impl<'a> Classifier<'a> {
             let value = dom.s(attr.value);
             match dom.s(attr.name) {
                 "class" | "id" => v.merge(self.value(value)),
-                "itemprop" => itemprop = Some(value),
+                "itemprop" => {
+                    itemprop = Some(value);
+                    // Microdata for the metadata we report separately (dates, author, publisher)
+                    // is not body text.
+                    hidden |= !visible_only
+                        && value.split_ascii_whitespace().any(|p| {
+                            matches!(p, "datePublished" | "dateModified" | "dateCreated" | "author" | "publisher")
+                        });
+                }
                 "hidden" => hidden = true,
                 "aria-hidden" if value.trim() == "true" => hidden = true,
                 "style" if value.contains("none") || value.contains("hidden") => {
