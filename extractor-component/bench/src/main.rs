@@ -46,7 +46,7 @@ fn parse_args() -> Result<Args> {
             .unwrap_or_else(|| PathBuf::from("../shared/bench/aeb")),
         wasm: PathBuf::from(&target).join(riptide_extractor_bench::COMPONENT_PATH),
         passes: 5,
-        out: PathBuf::from(&target).join("bench-extract"),
+        out: std::env::temp_dir().join("riptide-bench-extract"),
         native_only: false,
     };
     let mut it = std::env::args().skip(1);
@@ -112,9 +112,13 @@ fn score(data: &Path, dir: &Path) -> Result<String> {
         .arg(dir.with_extension("summary.json"))
         .output()
         .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
     let mut report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     // score.py prints strict precision only when a prediction is empty; we always report it.
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.with_extension("summary.json"))?)?;
     if let Some(strict) = summary["all"]["precision_strict"].as_f64() {
         report.push_str(&format!("strict precision (empty = 0): {strict:.3}\n"));
     }
