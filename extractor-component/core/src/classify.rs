@@ -224,6 +224,12 @@ const SOCIAL: &[&str] = &["social", "tweet", "twitter", "instagram", "facebook",
 
 /// Whole-block texts that are labels, not content ("Advertisement" above an ad slot).
 const LABELS: &[&str] = &[
+    "caption",
+    "close",
+    "hide caption",
+    "toggle caption",
+    "expand",
+    "enlarge this image",
     "advertisement",
     "advert",
     "ad",

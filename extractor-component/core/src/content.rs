@@ -613,48 +613,118 @@ fn byline_or_date(text: &str) -> bool {
         "à",
         "uhr",
         "h",
+        "ist",
+        "cst",
+        "aest",
+        "jst",
+        "hrs",
     ];
     // Date words that say nothing on their own ("de" in "22 de outubro").
     const FILLER: &[&str] = &["a", "m", "p", "at", "on", "et", "de", "às", "um", "le", "à", "h"];
-    let datey = words.iter().filter(|w| w.bytes().all(|b| b.is_ascii_digit()) || DATE_WORDS.contains(w)).count();
+    let clock = |w: &str| {
+        let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && matches!(&w[digits.len()..], "am" | "pm" | "h")
+    };
+    let datey =
+        words.iter().filter(|w| w.bytes().all(|b| b.is_ascii_digit()) || DATE_WORDS.contains(w) || clock(w)).count();
     let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
     // Numbers alone are a table row or a score, not a date: a month, weekday or clock word too.
     let named = words.iter().any(|w| DATE_WORDS.contains(w) && !FILLER.contains(w));
     has_digit && named && datey * 4 >= words.len() * 3
 }
 
-/// Short byline and dateline blocks before the first real paragraph of the selection.
+/// A block without block children: a paragraph, list item, heading or caption line.
+fn own_paragraph(dom: &Dom, id: NodeId) -> bool {
+    is_block(dom, id) && dom.children(id).all(|c| !is_block(dom, c) || dom.tag(c) == Some(Tag::Br))
+}
+
+/// A short line that is page furniture when it stands before the first or after the last
+/// paragraph: a byline or dateline, an ad label, a UI word ("Close", "LEARN MORE"), a section
+/// kicker ("TECH").
+fn furniture_line(text: &str, lead: bool, list_item: bool) -> bool {
+    if byline_or_date(text) || crate::classify::is_label(text) {
+        return true;
+    }
+    let t = text.trim();
+    // Short list items end many articles ("Bugs fixed"); scripts written without spaces have no
+    // word count to go by.
+    if list_item || t.chars().any(|c| c >= '\u{2e80}') {
+        return false;
+    }
+    let words = t.split_whitespace().count();
+    let sentence_end = t.ends_with(['.', '!', '?', '"', '\u{201d}', ')', ':', '\u{2026}', '\u{3002}']);
+    // A kicker above the headline is one or two words; trailing calls to action a few more.
+    let max_words = if lead { 2 } else { 4 };
+    words <= max_words && !sentence_end
+}
+
+/// Short furniture lines before the first real paragraph of the selection and after its last.
 fn drop_lead_furniture(dom: &Dom, root: NodeId, drop: &mut [bool], stats: &Stats) {
     let end = dom.subtree_end(root) as usize;
+    let is_prose = |id: usize| stats.good[id] > 0 && own_paragraph(dom, id as NodeId);
+    let candidate = |id: usize, drop: &[bool]| {
+        let tag = dom.tag(id as NodeId);
+        let table_part = matches!(tag, Some(Tag::Table | Tag::Tr | Tag::Td | Tag::Th | Tag::Tbody));
+        !drop[id]
+            && !table_part
+            && tag.and_then(Tag::heading_level).is_none()
+            && own_paragraph(dom, id as NodeId)
+            && (1..=80).contains(&stats.chars[id])
+            && small_subtree(dom, id as NodeId)
+    };
     let mut id = root as usize + 1;
     while id <= end {
-        if drop[id] {
+        if drop[id] || matches!(dom.tag(id as NodeId), Some(Tag::Table)) {
             id = dom.subtree_end(id as NodeId) as usize + 1;
             continue;
         }
-        if stats.good[id] > 0 && is_block(dom, id as NodeId) && stats.good[id] == stats.chars[id].min(stats.good[id]) {
-            // Reached prose: is this block itself a paragraph (not a wrapper of the whole)?
-            let own_para = dom.children(id as NodeId).all(|c| !is_block(dom, c) || dom.tag(c) == Some(Tag::Br));
-            if own_para {
-                return;
-            }
+        if is_prose(id) {
+            break;
         }
-        let table_part = matches!(dom.tag(id as NodeId), Some(Tag::Table | Tag::Tr | Tag::Td | Tag::Th | Tag::Tbody));
-        if table_part {
+        let item = matches!(dom.tag(id as NodeId), Some(Tag::Li | Tag::Dd | Tag::Dt));
+        if candidate(id, drop) && furniture_line(&crate::render::text_of(dom, id as NodeId, drop), true, item) {
+            drop[id] = true;
             id = dom.subtree_end(id as NodeId) as usize + 1;
             continue;
-        }
-        if is_block(dom, id as NodeId) && (1..=80).contains(&stats.chars[id]) && small_subtree(dom, id as NodeId) {
-            let text = crate::render::text_of(dom, id as NodeId, drop);
-            if byline_or_date(&text) {
-                drop[id] = true;
-                id = dom.subtree_end(id as NodeId) as usize + 1;
-                continue;
-            }
         }
         id += 1;
     }
+    // Trailing lines, walking back from the end; stop at the last paragraph of prose.
+    let mut id = end;
+    while id > root as usize {
+        if is_prose(id) && !drop[id] && !under_dropped(dom, id as NodeId, root, drop) {
+            break;
+        }
+        if candidate(id, drop) && !under_dropped(dom, id as NodeId, root, drop) {
+            let text = crate::render::text_of(dom, id as NodeId, drop);
+            let item = matches!(dom.tag(id as NodeId), Some(Tag::Li | Tag::Dd | Tag::Dt));
+            if furniture_line(&text, false, item) {
+                drop[id] = true;
+            }
+        }
+        id -= 1;
+    }
 }
+
+/// Is `id` inside a dropped subtree (below `root`)?
+fn under_dropped(dom: &Dom, id: NodeId, root: NodeId, drop: &[bool]) -> bool {
+    let mut a = dom.node(id).parent;
+    for _ in 0..MAX_CLIMB {
+        if a == NONE || a == root {
+            return false;
+        }
+        if drop[a as usize] {
+            return true;
+        }
+        a = dom.node(a).parent;
+    }
+    false
+}
+
+/// How far `under_dropped` climbs (the parser caps depth at 256 anyway).
+const MAX_CLIMB: usize = 300;
 
 /// Site markup that names the article body (`itemprop=articleBody`, `class="entry-content"`)
 /// beats the score when it holds a fair share of the prose: the best-sum subtree happily swallows
