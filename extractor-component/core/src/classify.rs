@@ -551,52 +551,31 @@ pub(crate) fn invisible(tag: Tag) -> bool {
     )
 }
 
-/// Elements never part of an article, whatever they contain.
+/// Elements never part of an article, whatever they contain: the invisible ones, and page
+/// furniture (navigation, asides, footers, forms' controls, media players).
 pub(crate) fn never_content(tag: Tag) -> bool {
-    matches!(
-        tag,
-        Tag::Head
-            | Tag::Script
-            | Tag::Style
-            | Tag::Noscript
-            | Tag::Template
-            | Tag::Svg
-            | Tag::Math
-            | Tag::Canvas
-            | Tag::Iframe
-            | Tag::Object
-            | Tag::Embed
-            | Tag::Applet
-            | Tag::Button
-            | Tag::Input
-            | Tag::Select
-            | Tag::Textarea
-            | Tag::Option
-            | Tag::Nav
-            | Tag::Dialog
-            | Tag::Menu
-            | Tag::Aside
-            | Tag::Footer
-            | Tag::Noembed
-            | Tag::Noframes
-            | Tag::Frameset
-            | Tag::Map
-            | Tag::Area
-            | Tag::Audio
-            | Tag::Video
-            | Tag::Picture
-            | Tag::Title
-            | Tag::Meta
-            | Tag::Link
-            | Tag::Base
-            | Tag::Label
-            | Tag::Fieldset
-            | Tag::Legend
-            | Tag::Rp
-            | Tag::Rt
-            | Tag::Slot
-            | Tag::Search
-    )
+    invisible(tag)
+        || matches!(
+            tag,
+            Tag::Button
+                | Tag::Nav
+                | Tag::Dialog
+                | Tag::Menu
+                | Tag::Aside
+                | Tag::Footer
+                | Tag::Frameset
+                | Tag::Map
+                | Tag::Area
+                | Tag::Audio
+                | Tag::Video
+                | Tag::Picture
+                | Tag::Label
+                | Tag::Fieldset
+                | Tag::Legend
+                | Tag::Rt
+                | Tag::Slot
+                | Tag::Search
+        )
 }
 
 #[cfg(test)]

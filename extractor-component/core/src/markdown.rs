@@ -188,12 +188,36 @@ pub(crate) fn markdown_of(dom: &Dom, root: NodeId, drop: &[bool], base: Option<&
             if !dropped(id)
                 && let Some(tag) = dom.tag(id)
             {
-                leave(dom, id, tag, &mut md);
+                leave(tag, &mut md);
             }
             true
         }
     });
     md.finish()
+}
+
+/// Elements rendered as paragraphs: a blank line before and after.
+fn paragraph_like(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::P
+            | Tag::Div
+            | Tag::Section
+            | Tag::Article
+            | Tag::Main
+            | Tag::Figure
+            | Tag::Figcaption
+            | Tag::Header
+            | Tag::Footer
+            | Tag::Address
+            | Tag::Details
+            | Tag::Summary
+            | Tag::Dl
+            | Tag::Center
+            | Tag::Form
+            | Tag::Hgroup
+            | Tag::Caption
+    )
 }
 
 /// Handles an element's start; returns whether to walk its children.
@@ -208,23 +232,7 @@ fn enter(dom: &Dom, id: NodeId, tag: Tag, md: &mut Md<'_>, drop: &[bool]) -> boo
         return true;
     }
     match tag {
-        Tag::P
-        | Tag::Div
-        | Tag::Section
-        | Tag::Article
-        | Tag::Main
-        | Tag::Figure
-        | Tag::Figcaption
-        | Tag::Header
-        | Tag::Footer
-        | Tag::Address
-        | Tag::Details
-        | Tag::Summary
-        | Tag::Dl
-        | Tag::Center
-        | Tag::Form
-        | Tag::Hgroup
-        | Tag::Caption => md.block(2),
+        t if paragraph_like(t) => md.block(2),
         Tag::Dt | Tag::Dd => md.block(1),
         Tag::Br => {
             if md.pre > 0 {
@@ -310,35 +318,13 @@ fn enter(dom: &Dom, id: NodeId, tag: Tag, md: &mut Md<'_>, drop: &[bool]) -> boo
     true
 }
 
-fn leave(dom: &Dom, id: NodeId, tag: Tag, md: &mut Md<'_>) {
+fn leave(tag: Tag, md: &mut Md<'_>) {
     if tag.heading_level().is_some() {
         md.block(2);
         return;
     }
-    let _ = dom;
-    let _ = id;
     match tag {
-        Tag::P
-        | Tag::Div
-        | Tag::Section
-        | Tag::Article
-        | Tag::Main
-        | Tag::Figure
-        | Tag::Figcaption
-        | Tag::Header
-        | Tag::Footer
-        | Tag::Address
-        | Tag::Details
-        | Tag::Summary
-        | Tag::Dl
-        | Tag::Center
-        | Tag::Form
-        | Tag::Hgroup
-        | Tag::Caption
-        | Tag::Table
-        | Tag::Tr
-        | Tag::Td
-        | Tag::Th => md.block(2),
+        t if paragraph_like(t) || matches!(t, Tag::Table | Tag::Tr | Tag::Td | Tag::Th) => md.block(2),
         Tag::Dt | Tag::Dd => md.block(1),
         Tag::Ul | Tag::Ol | Tag::Menu => {
             md.lists.pop();
