@@ -162,12 +162,17 @@ fn fill_content(
         if t.is_empty() {
             continue;
         }
-        if !text.is_empty() {
+        let m = markdown::markdown_of(dom, root, drop, base);
+        if text.is_empty() {
+            // The usual single root: move, not copy (a copy doubles peak memory on huge pages).
+            text = t;
+            md = m;
+        } else {
             text.push('\n');
+            text.push_str(&t);
             md.push_str("\n\n");
+            md.push_str(&m);
         }
-        text.push_str(&t);
-        md.push_str(&markdown::markdown_of(dom, root, drop, base));
     }
     doc.text = text;
     doc.markdown = md;
