@@ -115,8 +115,10 @@ pub struct Document {
     pub word_count: u32,
     /// Estimated reading time at 230 words per minute, in seconds.
     pub reading_time_secs: u32,
-    /// Confidence in 0..=1 that `text` is the page's main content and nothing else; see
-    /// `quality.rs` for how it is computed. 0 when no content was extracted.
+    /// Confidence in 0..=1 that `text` is the page's main content and nothing else (coverage of
+    /// the page's prose x share of non-link text x substance; see `quality.rs`). Below ~0.3: a
+    /// listing, stub, error page or doubtful pick. 0 when nothing was extracted, and in the
+    /// `full`, `metadata` and `links` modes, which make no selection.
     pub quality: f32,
     /// Version of the extractor that produced this document.
     pub extractor_version: String,
