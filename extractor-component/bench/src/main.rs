@@ -36,6 +36,19 @@ struct Args {
     native_only: bool,
 }
 
+/// The component built by `cargo build --profile wasm --target wasm32-wasip2 -p
+/// riptide-extractor-guest`: in `$CARGO_TARGET_DIR`, in the target directory this binary runs
+/// from, or in `./target`.
+fn default_component(target: &str) -> PathBuf {
+    let exe_target = std::env::current_exe().ok().and_then(|e| e.parent()?.parent().map(Path::to_path_buf));
+    [Some(PathBuf::from(target)), exe_target]
+        .into_iter()
+        .flatten()
+        .map(|t| t.join(riptide_extractor_bench::COMPONENT_PATH))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("target").join(riptide_extractor_bench::COMPONENT_PATH))
+}
+
 fn parse_args() -> Result<Args> {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let mut args = Args {
@@ -44,7 +57,7 @@ fn parse_args() -> Result<Args> {
             .map(PathBuf::from)
             .find(|p| p.is_dir())
             .unwrap_or_else(|| PathBuf::from("../shared/bench/aeb")),
-        wasm: PathBuf::from(&target).join(riptide_extractor_bench::COMPONENT_PATH),
+        wasm: default_component(&target),
         passes: 5,
         out: std::env::temp_dir().join("riptide-bench-extract"),
         native_only: false,
