@@ -8,6 +8,8 @@
 //! - `metadata`, `dates`: title, byline, date, site, description; `lang`: language detection;
 //! - `selectors`: the keep/drop selector subset.
 
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
 mod charset;
 mod classify;
 mod content;
