@@ -121,10 +121,12 @@ pub(crate) fn select(
         if media_drop[parent] {
             media_drop[id] = true;
         }
-        if drop[parent] || drop[id] {
+        // Keep selectors win over drop selectors and over everything but invisibility.
+        if !kept(id) && (drop[parent] || drop[id]) {
             drop[id] = true;
             continue;
         }
+        drop[id] = false;
         in_link[id] = in_link[parent];
         owner[id] = if is_block(dom, id as NodeId) { id as NodeId } else { owner[parent] };
         if let NodeData::Element { tag, .. } = node.data {
@@ -133,7 +135,7 @@ pub(crate) fn select(
             }
             let furniture =
                 !full && !kept(id) && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time | Tag::Header);
-            let excluded = if full { invisible(tag) } else { never_content(tag) };
+            let excluded = if full || kept(id) { invisible(tag) } else { never_content(tag) };
             let (v, hidden) = if excluded { Default::default() } else { classifier.classify(dom, id as NodeId, full) };
             if excluded || furniture || hidden {
                 drop[id] = true;
@@ -171,7 +173,7 @@ pub(crate) fn select(
             }
         }
     }
-    drop_inline_link_clusters(dom, &mut drop, &in_link, full);
+    drop_inline_link_clusters(dom, &mut drop, &in_link, keep, full);
     // Per-block text statistics.
     let mut own_chars = vec![0u32; n];
     let mut own_link = vec![0u32; n];
@@ -271,7 +273,7 @@ pub(crate) fn select(
             continue;
         }
         let parent = dom.node(id as NodeId).parent as usize;
-        if drop[parent] && parent != best as usize {
+        if drop[parent] && parent != best as usize && !kept(id) {
             drop[id] = true;
             continue;
         }
@@ -377,7 +379,7 @@ fn drop_vec<T>(v: Vec<T>) {
 /// Inline elements that are clusters of links inside running text (a hover card listing a
 /// person's other articles, an inline "related" box): hidden by CSS on the real page, they would
 /// make their paragraph look like a link list.
-fn drop_inline_link_clusters(dom: &Dom, drop: &mut [bool], in_link: &[bool], full: bool) {
+fn drop_inline_link_clusters(dom: &Dom, drop: &mut [bool], in_link: &[bool], keep: &[bool], full: bool) {
     if full {
         return;
     }
@@ -407,7 +409,8 @@ fn drop_inline_link_clusters(dom: &Dom, drop: &mut [bool], in_link: &[bool], ful
     }
     for id in 1..n {
         let p = dom.node(id as NodeId).parent as usize;
-        if drop[p] {
+        let kept = keep.get(id).copied().unwrap_or(false);
+        if drop[p] && !kept {
             drop[id] = true;
             continue;
         }

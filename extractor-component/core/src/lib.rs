@@ -132,20 +132,44 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
     Ok(doc)
 }
 
-/// The selection's root plus kept elements (keep selectors) that lie outside it, in page order.
+/// The selection's root plus kept elements (keep selectors) that its rendering would miss: those
+/// outside it, and those under a dropped element inside it. In page order.
 fn roots_with_kept(dom: &Dom, root: NodeId, keep: &[bool], drop: &[bool]) -> Vec<NodeId> {
     let mut roots = vec![root];
     let end = dom.subtree_end(root);
     for id in 0..dom.len() {
-        let outside = id < root || id > end;
         let parent = dom.node(id).parent;
         let top_kept = keep[id as usize] && (parent == html::NONE || !keep[parent as usize]) && !drop[id as usize];
-        if outside && top_kept {
+        if !top_kept {
+            continue;
+        }
+        if id <= root && dom.subtree_end(id) >= end {
+            // A kept element holding the whole selection is the selection.
+            roots[0] = roots[0].min(id);
+            continue;
+        }
+        let outside = id < root || id > end;
+        if outside || under_dropped(dom, id, root, drop) {
             roots.push(id);
         }
     }
+    let first = roots[0];
+    let first_end = dom.subtree_end(first);
+    roots.retain(|&r| r <= first || r > first_end);
     roots.sort_unstable();
     roots
+}
+
+/// Is `id` below a dropped element that lies inside `root`?
+fn under_dropped(dom: &Dom, id: NodeId, root: NodeId, drop: &[bool]) -> bool {
+    let mut a = dom.node(id).parent;
+    while a != html::NONE && a != root {
+        if drop[a as usize] {
+            return true;
+        }
+        a = dom.node(a).parent;
+    }
+    false
 }
 
 fn fill_content(

@@ -136,6 +136,18 @@ fn modes_and_selectors() {
     assert!(doc.text.contains("wonderful idea"), "kept by selector: {}", doc.text);
     assert!(!doc.text.contains("Open every weekend"), "dropped by selector");
 
+    // A kept element inside furniture (`<aside>`) is kept too.
+    let opts = Options { keep_selectors: vec![".newsletter".into()], ..Options::default() };
+    let doc = extract(&html, url, &opts).unwrap();
+    assert!(doc.text.contains("daily newsletter"), "{}", doc.text);
+    assert!(doc.text.contains("The barge, moored"));
+
+    // Keeping an element that holds the article does not repeat it.
+    let opts = Options { keep_selectors: vec!["body".into()], ..Options::default() };
+    let doc = extract(&html, url, &opts).unwrap();
+    assert_eq!(doc.text.matches("The barge, moored").count(), 1);
+    assert!(doc.text.contains("daily newsletter"));
+
     let bad = Options { drop_selectors: vec!["div > p".into()], ..Options::default() };
     assert!(matches!(extract(&html, url, &bad), Err(ExtractError::InvalidInput { .. })));
     assert!(matches!(
