@@ -40,6 +40,9 @@ pub enum FailureReason {
     Unsupported,
     /// Redis could not be written or read.
     StoreUnavailable,
+    /// The headless browser crashed, was evicted over its memory limit, stopped answering,
+    /// or no tab was free in time.
+    Browser,
 }
 
 impl FailureReason {
@@ -59,6 +62,7 @@ impl FailureReason {
             FailureReason::Extraction => "extraction",
             FailureReason::Unsupported => "unsupported",
             FailureReason::StoreUnavailable => "store_unavailable",
+            FailureReason::Browser => "browser",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`worker`]: consume, run the pipeline, settle each delivery (ack last).
 //! - [`pipeline`]: one job end to end: decode, cache check, fetch, extract, store.
 //! - [`fetch`]: static HTTP fetching with limits and the SSRF guard.
+//! - [`browser`]: headless rendering through a memory-limited pool of Chromium browsers.
 //! - [`extract`]: the extraction stage (the extractor core, off the async runtime).
 //! - [`store`]: Redis: documents, job state, schema version.
 //! - [`failure`]: the closed set of failure reasons and the retry decision.
@@ -19,6 +20,7 @@
 //! - [`cli`]: the `riptide` command line, and `riptide bench` (the end-to-end benchmark).
 
 pub mod broker;
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod extract;

@@ -1,0 +1,183 @@
+//! What the pool reports: lifecycle events, recycle reasons and the stats snapshot.
+//!
+//! It owns the plain data types [`BrowserEvent`], [`RecycleReason`] and [`BrowserPoolStats`].
+//! It must not publish anything: the worker forwards events to `riptide.events` through
+//! `ops/` (the pool never touches the broker).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::CrashKind;
+
+/// Why a browser was replaced. A closed set: it labels `riptide_browser_recycles_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecycleReason {
+    /// It rendered `pages_per_browser` pages.
+    Pages,
+    /// It lived `max_browser_age_secs`.
+    Age,
+    /// Its PSS went over `soft_limit_bytes`; it was drained, then replaced.
+    SoftLimit,
+    /// Its PSS went over `hard_limit_bytes`; it was killed at once.
+    HardLimit,
+    /// It or one of its renderers crashed.
+    Crash,
+    /// A CDP call to it timed out or a tab could not be cleaned up.
+    Unresponsive,
+}
+
+impl RecycleReason {
+    /// Every reason, in label order.
+    pub const ALL: [RecycleReason; 6] = [
+        RecycleReason::Pages,
+        RecycleReason::Age,
+        RecycleReason::SoftLimit,
+        RecycleReason::HardLimit,
+        RecycleReason::Crash,
+        RecycleReason::Unresponsive,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecycleReason::Pages => "pages",
+            RecycleReason::Age => "age",
+            RecycleReason::SoftLimit => "soft_limit",
+            RecycleReason::HardLimit => "hard_limit",
+            RecycleReason::Crash => "crash",
+            RecycleReason::Unresponsive => "unresponsive",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Something that happened to a pooled browser. `slot` is the pool position (0..max_browsers),
+/// a bounded label; `pid` identifies the process for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum BrowserEvent {
+    /// A browser started and answers CDP.
+    Launched {
+        /// Pool position.
+        slot: usize,
+        /// Browser process id.
+        pid: u32,
+    },
+    /// A browser was taken out of service and its process tree killed and reaped.
+    Recycled {
+        /// Pool position.
+        slot: usize,
+        /// Browser process id.
+        pid: u32,
+        /// Why.
+        reason: RecycleReason,
+        /// Pages it rendered.
+        pages: u64,
+    },
+    /// A browser went over the soft limit: no new leases, recycled when idle.
+    SoftLimit {
+        /// Pool position.
+        slot: usize,
+        /// Browser process id.
+        pid: u32,
+        /// Measured PSS of its process tree, bytes.
+        pss_bytes: u64,
+    },
+    /// A browser went over the hard limit and was killed; its jobs got a retryable error.
+    Evicted {
+        /// Pool position.
+        slot: usize,
+        /// Browser process id.
+        pid: u32,
+        /// Measured PSS of its process tree, bytes.
+        pss_bytes: u64,
+    },
+    /// A browser or a renderer crashed.
+    Crashed {
+        /// Pool position.
+        slot: usize,
+        /// Browser process id.
+        pid: u32,
+        /// Which process died.
+        kind: CrashKind,
+    },
+}
+
+impl BrowserEvent {
+    /// The routing key on `riptide.events` (DESIGN.md, "Messages").
+    pub fn routing_key(&self) -> &'static str {
+        match self {
+            BrowserEvent::Launched { .. } => "browser.launched",
+            BrowserEvent::Recycled { .. } => "browser.recycled",
+            BrowserEvent::SoftLimit { .. } => "browser.memory.soft_limit",
+            BrowserEvent::Evicted { .. } => "browser.memory.evicted",
+            BrowserEvent::Crashed { .. } => "browser.crashed",
+        }
+    }
+}
+
+/// One live browser in a [`BrowserPoolStats`] snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrowserStats {
+    /// Pool position.
+    pub slot: usize,
+    /// Browser process id.
+    pub pid: u32,
+    /// Jobs it serves now.
+    pub leases: usize,
+    /// Warm contexts ready on it.
+    pub warm_contexts: usize,
+    /// Pages it rendered.
+    pub pages: u64,
+    /// Time since launch.
+    pub age: Duration,
+    /// Last measured PSS of its process tree, bytes (0 before the first measurement).
+    pub pss_bytes: u64,
+    /// Last measured JS heap in use over its leased tabs, bytes.
+    pub js_heap_bytes: u64,
+    /// Set when it takes no new leases and waits to be recycled.
+    pub draining: Option<RecycleReason>,
+}
+
+/// A snapshot of the pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BrowserPoolStats {
+    /// Browsers alive (including draining ones).
+    pub browsers_alive: usize,
+    /// Browsers being launched.
+    pub browsers_launching: usize,
+    /// Jobs holding a tab now.
+    pub leases: usize,
+    /// Warm contexts ready across browsers.
+    pub warm_contexts: usize,
+    /// Per live browser.
+    pub browsers: Vec<BrowserStats>,
+    /// Browsers launched since start.
+    pub launches: u64,
+    /// Recycles since start, by reason (index = `RecycleReason as usize`, see `recycles_for`).
+    pub recycles: [u64; 6],
+    /// Browser crashes since start.
+    pub browser_crashes: u64,
+    /// Renderer crashes since start.
+    pub renderer_crashes: u64,
+    /// Renders that returned a page.
+    pub pages_ok: u64,
+    /// Renders that failed.
+    pub pages_failed: u64,
+    /// Highest PSS of one browser's tree measured since start, bytes.
+    pub peak_browser_pss_bytes: u64,
+    /// Highest sum of PSS over all browsers measured at one time since start, bytes.
+    pub peak_total_pss_bytes: u64,
+}
+
+impl BrowserPoolStats {
+    /// Recycles since start for one reason.
+    pub fn recycles_for(&self, reason: RecycleReason) -> u64 {
+        self.recycles.get(reason.index()).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,374 @@
+//! The browser pool against real Chromium and a fixture site served on loopback by the test.
+//!
+//! Covers rendering after load (settle rule and `wait_for`), the `auto` heuristic on the same
+//! pages, memory eviction, browser and renderer crashes, the request guard, and that no
+//! Chromium process of ours is left. Tests run one at a time (a shared lock): two pools on two
+//! loaded cores would only make timings noisier. No timing is asserted.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use riptide::browser::{
+    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, CrashKind, RecycleReason, RenderRequest,
+    looks_client_rendered,
+};
+use url::Url;
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const STATIC_HTML: &str = "<!doctype html><html><head><title>Rivers</title></head><body><h1>Rivers</h1>\
+<p>Rivers carry sediment from the mountains to the sea, building deltas over thousands of years; the Nile, \
+the Mississippi and the Ganges each tell a different story of floods, farming and shifting channels.</p></body></html>";
+
+const JS_HTML: &str = "<!doctype html><html><head><title>Late</title></head><body><div id=\"root\"></div>\
+<noscript>You need to enable JavaScript to run this app.</noscript><script>\
+window.addEventListener('load', () => setTimeout(() => {\
+  const d = document.createElement('div'); d.id = 'dyn';\
+  d.textContent = 'Inserted after load by script.'; document.getElementById('root').appendChild(d);\
+}, 50));</script></body></html>";
+
+const SPA_HTML: &str = "<!doctype html><html><head><title>App</title><script>\
+window.addEventListener('load', async () => {\
+  const data = await (await fetch('/api/data')).json();\
+  document.getElementById('app').innerHTML = '<article><h1>' + data.title + '</h1><p>' + data.body + '</p></article>';\
+});</script></head><body><div id=\"app\"></div></body></html>";
+
+const HOG_HTML: &str = "<!doctype html><html><body><p>hog</p><script>\
+window.hog = []; setInterval(() => { const a = new Uint8Array(32 * 1024 * 1024); a.fill(7); window.hog.push(a); }, 40);\
+</script></body></html>";
+
+const SLOW_HTML: &str = "<!doctype html><html><body><p>slow</p><script src=\"/slow.js\"></script></body></html>";
+
+/// Counts every request the guard must have stopped.
+#[derive(Clone, Default)]
+struct Hits(Arc<AtomicUsize>);
+
+struct Fixture {
+    addr: SocketAddr,
+    forbidden: SocketAddr,
+    forbidden_hits: Hits,
+}
+
+impl Fixture {
+    fn url(&self, path: &str) -> Url {
+        Url::parse(&format!("http://{}{path}", self.addr)).unwrap()
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+async fn fixture() -> Fixture {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("riptide=debug,chromiumoxide=info"))
+        .with_test_writer()
+        .try_init();
+    let forbidden_hits = Hits::default();
+    let counting = Router::new().fallback(get(|State(hits): State<Hits>| async move {
+        hits.0.fetch_add(1, Ordering::SeqCst);
+        "secret"
+    }));
+    let forbidden = serve(counting.with_state(forbidden_hits.clone())).await;
+    let guard_html = guard_page(forbidden);
+    let site = Router::new()
+        .route("/static", get(|| async { Html(STATIC_HTML) }))
+        .route("/js", get(|| async { Html(JS_HTML) }))
+        .route("/spa", get(|| async { Html(SPA_HTML) }))
+        .route("/hog", get(|| async { Html(HOG_HTML) }))
+        .route("/slow", get(|| async { Html(SLOW_HTML) }))
+        .route("/slow.js", get(slow_script))
+        .route("/api/data", get(|| async { json(r#"{"title":"Fetched title","body":"Body fetched after load."}"#) }))
+        .route("/guard", get(move || async move { Html(guard_html) }))
+        .route("/redirect-private", get(move || async move { Redirect::temporary(&format!("http://{forbidden}/")) }));
+    let addr = serve(site).await;
+    Fixture { addr, forbidden, forbidden_hits }
+}
+
+fn json(body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn slow_script() -> Response {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    (StatusCode::OK, "void 0;").into_response()
+}
+
+/// A page probing a forbidden loopback port by fetch, image and iframe, and - only if the
+/// loopback fetch was blocked, so a broken guard never sends a packet there - the cloud
+/// metadata address.
+fn guard_page(forbidden: SocketAddr) -> String {
+    format!(
+        "<!doctype html><html><body><img src=\"http://{forbidden}/img\"><iframe src=\"http://{forbidden}/frame\"></iframe>\
+<script>\
+async function probe(url) {{ try {{ await fetch(url, {{ mode: 'no-cors' }}); return 'reached'; }} catch (e) {{ return 'blocked'; }} }}\
+window.addEventListener('load', async () => {{\
+  const local = await probe('http://{forbidden}/fetch');\
+  const metadata = local === 'blocked' ? await probe('http://169.254.169.254/latest/meta-data/') : 'skipped';\
+  const d = document.createElement('div'); d.id = 'done'; d.textContent = 'local=' + local + ' metadata=' + metadata;\
+  document.body.appendChild(d);\
+}});</script></body></html>"
+    )
+}
+
+fn config(fixture: &Fixture) -> BrowserConfig {
+    BrowserConfig {
+        min_browsers: 1,
+        max_browsers: 2,
+        tabs_per_browser: 2,
+        warm_contexts: 1,
+        memory_poll_ms: 100,
+        cdp_timeout_ms: 20_000,
+        lease_timeout_ms: 60_000,
+        guard_allow_origins: vec![fixture.origin()],
+        ..BrowserConfig::default()
+    }
+}
+
+fn request(url: Url, wait_for: Option<&str>) -> RenderRequest {
+    RenderRequest { url, timeout: Duration::from_secs(60), wait_for: wait_for.map(str::to_string) }
+}
+
+/// PIDs of processes whose command line names the pool's profile root (all of ours do).
+fn our_processes(profile_root: &Path) -> Vec<u32> {
+    let needle = profile_root.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).contains(&needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Zombie Chromium processes whose parent is this test process (not reaped by the pool).
+fn our_zombies() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+            let Some(close) = stat.rfind(')') else { return false };
+            let comm = stat.get(stat.find('(').unwrap() + 1..close).unwrap_or_default();
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            comm.starts_with("chrom") && fields.first() == Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str())
+        })
+        .collect()
+}
+
+/// Closes the pool and asserts that nothing of it is left running or unreaped.
+async fn close_and_check(pool: BrowserPool) {
+    let root = pool.profile_root().to_path_buf();
+    pool.close().await.unwrap();
+    assert_eq!(our_processes(&root), Vec::<u32>::new(), "Chromium processes left after close");
+    assert_eq!(our_zombies(), Vec::<u32>::new(), "unreaped Chromium zombies after close");
+    assert_eq!(pool.stats().browsers_alive, 0);
+}
+
+/// Renderer processes of one browser (its process group).
+fn renderers(browser_pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let pgrp = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().nth(2)).unwrap_or_default();
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            pgrp == browser_pid.to_string() && String::from_utf8_lossy(&cmdline).contains("--type=renderer")
+        })
+        .collect()
+}
+
+fn kill(pid: u32) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+}
+
+/// Waits (bounded) until `check` holds on the pool's stats.
+async fn wait_until(pool: &BrowserPool, what: &str, check: impl Fn(&riptide::browser::BrowserPoolStats) -> bool) {
+    let started = Instant::now();
+    while !check(&pool.stats()) {
+        assert!(started.elapsed() < Duration::from_secs(60), "timed out waiting for {what}: {:?}", pool.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_inserted_after_load_is_rendered_and_static_pages_stay_static() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    // `auto`: the static page is served as fetched, the client-rendered ones go to the browser.
+    assert!(!looks_client_rendered(STATIC_HTML));
+    assert!(looks_client_rendered(JS_HTML));
+    assert!(looks_client_rendered(SPA_HTML));
+    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+
+    let js = pool.render(&request(fixture.url("/js"), None)).await.unwrap();
+    assert!(js.html.contains("Inserted after load by script."), "{}", js.html);
+    assert_eq!(js.status, Some(200));
+    assert_eq!(js.final_url, fixture.url("/js"));
+
+    let spa = pool.render(&request(fixture.url("/spa"), None)).await.unwrap();
+    assert!(spa.html.contains("Body fetched after load."), "{}", spa.html);
+
+    let stats = pool.stats();
+    assert_eq!(stats.pages_ok, 2);
+    assert!(stats.browsers_alive >= 1);
+    close_and_check(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_succeeds_and_times_out() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+
+    let page = pool.render(&request(fixture.url("/js"), Some("#dyn"))).await.unwrap();
+    assert!(page.html.contains("id=\"dyn\""));
+
+    let missing =
+        RenderRequest { timeout: Duration::from_secs(4), ..request(fixture.url("/static"), Some("#missing")) };
+    let error = pool.render(&missing).await.unwrap_err();
+    assert!(matches!(error, BrowserError::WaitForTimeout { .. }), "{error:?}");
+    assert!(error.classify().is_retryable());
+
+    let bad = pool.render(&request(fixture.url("/static"), Some("##"))).await.unwrap_err();
+    assert!(matches!(bad, BrowserError::BadSelector(_)), "{bad:?}");
+    assert!(!bad.classify().is_retryable());
+
+    // The pool still serves after both failures.
+    pool.render(&request(fixture.url("/static"), None)).await.unwrap();
+    close_and_check(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_memory_limit_evicts_and_the_next_job_gets_a_new_browser() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let config = BrowserConfig { soft_limit_bytes: 900 << 20, hard_limit_bytes: 1300 << 20, ..config(&fixture) };
+    let pool = BrowserPool::start(config, false).await.unwrap();
+    let mut events = pool.subscribe();
+    let first_pid = pool.stats().browsers[0].pid;
+
+    let error = pool.render(&request(fixture.url("/hog"), Some("#never"))).await.unwrap_err();
+    assert!(matches!(error, BrowserError::Evicted { .. }), "{error:?}");
+    assert!(error.classify().is_retryable());
+
+    let page = pool.render(&request(fixture.url("/js"), None)).await.unwrap();
+    assert!(page.html.contains("Inserted after load"));
+    let stats = pool.stats();
+    assert_eq!(stats.recycles_for(RecycleReason::HardLimit), 1);
+    assert!(stats.browsers.iter().all(|browser| browser.pid != first_pid));
+    assert!(stats.peak_browser_pss_bytes > 900 << 20);
+
+    let mut evicted = false;
+    while let Ok(event) = events.try_recv() {
+        evicted |= matches!(event, BrowserEvent::Evicted { pid, .. } if pid == first_pid);
+    }
+    assert!(evicted, "no eviction event");
+    close_and_check(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_browser_mid_render_is_retryable_and_the_pool_recovers() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+    let browser_pid = pool.stats().browsers[0].pid;
+
+    let render = tokio::spawn({
+        let (pool, request) = (pool.clone(), request(fixture.url("/slow"), None));
+        async move { pool.render(&request).await }
+    });
+    wait_until(&pool, "the lease", |stats| stats.leases == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill(browser_pid);
+
+    let error = render.await.unwrap().unwrap_err();
+    assert!(matches!(error, BrowserError::Crashed(CrashKind::Browser)), "{error:?}");
+    assert!(error.classify().is_retryable());
+
+    let page = pool.render(&request(fixture.url("/static"), None)).await.unwrap();
+    assert!(page.html.contains("Rivers"));
+    wait_until(&pool, "the crash to be counted", |stats| stats.browser_crashes == 1).await;
+    assert!(pool.stats().browsers.iter().all(|browser| browser.pid != browser_pid));
+    // The killed browser's helpers are gone and reaped, not only the new browser's.
+    wait_until(&pool, "the old tree to be reaped", |_| renderers(browser_pid).is_empty() && our_zombies().is_empty())
+        .await;
+    close_and_check(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_renderer_mid_render_is_retryable_and_the_pool_recovers() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+    let browser_pid = pool.stats().browsers[0].pid;
+
+    let render = tokio::spawn({
+        let (pool, request) = (pool.clone(), request(fixture.url("/slow"), None));
+        async move { pool.render(&request).await }
+    });
+    wait_until(&pool, "the lease", |stats| stats.leases == 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let victims = renderers(browser_pid);
+    assert!(!victims.is_empty());
+    victims.into_iter().for_each(kill);
+
+    let error = render.await.unwrap().unwrap_err();
+    assert!(matches!(error, BrowserError::Crashed(CrashKind::Renderer)), "{error:?}");
+    assert!(error.classify().is_retryable());
+
+    let page = pool.render(&request(fixture.url("/js"), None)).await.unwrap();
+    assert!(page.html.contains("Inserted after load"));
+    let stats = pool.stats();
+    assert_eq!(stats.renderer_crashes, 1);
+    close_and_check(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_and_metadata_addresses_are_blocked_inside_the_browser() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let config = BrowserConfig { block_images: false, ..config(&fixture) };
+    let pool = BrowserPool::start(config, false).await.unwrap();
+
+    let page = pool.render(&request(fixture.url("/guard"), Some("#done"))).await.unwrap();
+    assert!(page.html.contains("local=blocked metadata=blocked"), "{}", page.html);
+    assert_eq!(fixture.forbidden_hits.0.load(Ordering::SeqCst), 0, "the forbidden port was reached");
+
+    let direct = Url::parse(&format!("http://{}/", fixture.forbidden)).unwrap();
+    let error = pool.render(&request(direct, None)).await.unwrap_err();
+    assert!(matches!(error, BrowserError::Blocked(_)), "{error:?}");
+    assert!(!error.classify().is_retryable());
+
+    let metadata = Url::parse("http://169.254.169.254/latest/meta-data/").unwrap();
+    assert!(matches!(pool.render(&request(metadata, None)).await, Err(BrowserError::Blocked(_))));
+
+    let redirected = pool.render(&request(fixture.url("/redirect-private"), None)).await.unwrap_err();
+    assert!(matches!(redirected, BrowserError::Blocked(_)), "{redirected:?}");
+    assert_eq!(fixture.forbidden_hits.0.load(Ordering::SeqCst), 0, "the forbidden port was reached");
+    close_and_check(pool).await;
+}
