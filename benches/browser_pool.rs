@@ -2,10 +2,12 @@
 //! the pool (a fresh incognito context per page, warm contexts, several tabs), a naive new
 //! browser per page, and one reused tab with no isolation at all.
 //!
-//! Run: `cargo bench -p riptide --bench browser_pool`. Knobs (environment): `BENCH_PAGES`
-//! (pooled and single-tab pages per run, default 1000), `BENCH_NAIVE_PAGES` (default 30: a
+//! Run: `cargo bench -p riptide --bench browser_pool` (under `cargo test` it is a smoke run of
+//! a few pages). Knobs (environment): `BENCH_PAGES` (pooled and single-tab pages per run,
+//! default 1000), `BENCH_NAIVE_PAGES` (default 30: a
 //! browser launch per page is slow), `BENCH_RUNS` (default 1), `BENCH_TABS` (pool tabs,
-//! default 3). It prints pages/s, p50/p99 latency and peak PSS (sum over every Chromium
+//! default 3), `BENCH_WARM` (warm contexts, default = tabs), `BENCH_EXTRA_ARGS` (Chromium
+//! switches for the pool, space-separated, no `--`). It prints pages/s, p50/p99 latency and peak PSS (sum over every Chromium
 //! process of the strategy, sampled every 100 ms from /proc) per strategy and run, then the
 //! medians over runs. It asserts nothing: figures on 2 shared cores are noisy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -162,8 +164,11 @@ async fn pooled(addr: SocketAddr, n: usize, tabs: usize, root: &Path) -> (Figure
         min_browsers: 1,
         max_browsers: 1,
         tabs_per_browser: tabs,
-        warm_contexts: tabs,
         profile_root: Some(root.to_path_buf()),
+        warm_contexts: env("BENCH_WARM", tabs),
+        extra_args: std::env::var("BENCH_EXTRA_ARGS")
+            .map(|args| args.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         ..BrowserConfig::default()
     };
     let pool = BrowserPool::start(config, true).await.unwrap();
@@ -296,8 +301,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (pages, naive_pages, runs, tabs) =
-        (env("BENCH_PAGES", 1000), env("BENCH_NAIVE_PAGES", 30), env("BENCH_RUNS", 1), env("BENCH_TABS", 3));
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it,
+    // and then it only checks that every strategy works, on a handful of pages.
+    let full = std::env::args().any(|arg| arg == "--bench");
+    let (default_pages, default_naive) = if full { (1000, 30) } else { (6, 1) };
+    let pages = env("BENCH_PAGES", default_pages);
+    let naive_pages = env("BENCH_NAIVE_PAGES", default_naive);
+    let (runs, tabs) = (env("BENCH_RUNS", 1), env("BENCH_TABS", 3));
     let addr = fixture().await;
     let root = std::env::temp_dir().join(format!("riptide-bench-{}", std::process::id()));
     println!("browser_pool: {pages} pages (naive {naive_pages}), {runs} run(s), pool tabs {tabs}, wait_for per page");

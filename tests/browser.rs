@@ -372,3 +372,30 @@ async fn private_and_metadata_addresses_are_blocked_inside_the_browser() {
     assert_eq!(fixture.forbidden_hits.0.load(Ordering::SeqCst), 0, "the forbidden port was reached");
     close_and_check(pool).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_are_recycled_after_their_page_budget_and_leave_nothing_behind() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let config = BrowserConfig { pages_per_browser: 2, ..config(&fixture) };
+    let pool = BrowserPool::start(config, false).await.unwrap();
+    let mut events = pool.subscribe();
+    let first_pid = pool.stats().browsers[0].pid;
+    for _ in 0..3 {
+        pool.render(&request(fixture.url("/static"), None)).await.unwrap();
+    }
+    wait_until(&pool, "a page-budget recycle", |stats| stats.recycles_for(RecycleReason::Pages) >= 1).await;
+    let started = Instant::now();
+    while Path::new(&format!("/proc/{first_pid}")).exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "recycled browser {first_pid} still exists");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(renderers(first_pid).is_empty());
+    let mut recycled = false;
+    while let Ok(event) = events.try_recv() {
+        recycled |=
+            matches!(event, BrowserEvent::Recycled { pid, reason: RecycleReason::Pages, .. } if pid == first_pid);
+    }
+    assert!(recycled, "no recycle event for {first_pid}");
+    close_and_check(pool).await;
+}

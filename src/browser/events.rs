@@ -181,3 +181,29 @@ impl BrowserPoolStats {
         self.recycles.get(reason.index()).copied().unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_serialise_with_a_tag_and_route_by_kind() {
+        let event = BrowserEvent::Recycled { slot: 1, pid: 42, reason: RecycleReason::SoftLimit, pages: 7 };
+        let json = serde_json::to_value(&event).ok();
+        let expected =
+            serde_json::json!({"event": "recycled", "slot": 1, "pid": 42, "reason": "soft_limit", "pages": 7});
+        assert_eq!(json, Some(expected));
+        assert_eq!(event.routing_key(), "browser.recycled");
+        let evicted = BrowserEvent::Evicted { slot: 0, pid: 1, pss_bytes: 2 };
+        assert_eq!(evicted.routing_key(), "browser.memory.evicted");
+    }
+
+    #[test]
+    fn recycle_reasons_index_their_counters() {
+        for (index, reason) in RecycleReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), index);
+        }
+        let stats = BrowserPoolStats { recycles: [0, 0, 0, 3, 0, 0], ..BrowserPoolStats::default() };
+        assert_eq!(stats.recycles_for(RecycleReason::HardLimit), 3);
+    }
+}

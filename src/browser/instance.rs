@@ -340,11 +340,11 @@ impl Instance {
 
     /// JS heap in use summed over the leased tabs, bytes (tabs that do not answer in time
     /// count 0: the PSS check is what protects the machine).
-    pub(crate) async fn js_heap_bytes(&self) -> u64 {
+    pub(crate) async fn js_heap_bytes(&self, timeout: Duration) -> u64 {
         let pages: Vec<Page> = lock(&self.shared.leased).values().map(|(_, page)| page.clone()).collect();
         let mut total = 0.0;
         for page in pages {
-            if let Ok(usage) = self.cdp("Runtime.getHeapUsage", page.execute(GetHeapUsageParams::default())).await {
+            if let Ok(Ok(usage)) = tokio::time::timeout(timeout, page.execute(GetHeapUsageParams::default())).await {
                 total += usage.result.used_size;
             }
         }

@@ -203,7 +203,10 @@ impl Inner {
             Some(tab) => render::render(&lease.instance, tab, &request, &self.config, started).await,
             None => Err(BrowserError::Closed),
         };
-        lease.finish(&result).await;
+        lease.account(&result);
+        // Disposing the context (and giving the tab back) happens after the caller has its
+        // page: it is off the request path, and the tab still counts until it is done.
+        self.tasks.spawn(lease.finish());
         result
     }
 
@@ -488,21 +491,39 @@ impl Inner {
         .unwrap_or_default();
         let mut total = 0;
         for (instance, pss) in live.iter().zip(measured) {
-            if instance.dead().is_cancelled() {
-                continue;
+            if !instance.dead().is_cancelled() {
+                total += pss;
+                self.apply_memory(instance, pss);
             }
-            total += pss;
-            let heap = instance.js_heap_bytes().await;
-            self.apply_memory(instance, pss, heap);
         }
-        let mut state = lock(&self.state);
-        state.peak_total_pss = state.peak_total_pss.max(total);
+        {
+            let mut state = lock(&self.state);
+            state.peak_total_pss = state.peak_total_pss.max(total);
+        }
+        // The JS heap comes last and under a short timeout: a tab stuck in a script answers
+        // late or never, and must not delay the PSS limits above.
+        for instance in live.iter().filter(|instance| !instance.dead().is_cancelled()) {
+            let heap = instance.js_heap_bytes(self.heap_timeout()).await;
+            self.record_heap(instance, heap);
+        }
     }
 
-    fn apply_memory(&self, instance: &Instance, pss: u64, heap: u64) {
+    fn heap_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.memory_poll_ms).min(self.config.cdp_timeout())
+    }
+
+    fn record_heap(&self, instance: &Instance, heap: u64) {
+        metrics::gauge!(names::BROWSER_JS_HEAP_BYTES, "slot" => instance.slot.to_string()).set(heap as f64);
+        if let Some(Slot::Live(live)) = lock(&self.state).slots.get_mut(instance.slot)
+            && live.instance.pid == instance.pid
+        {
+            live.js_heap_bytes = heap;
+        }
+    }
+
+    fn apply_memory(&self, instance: &Instance, pss: u64) {
         let (slot, pid) = (instance.slot, instance.pid);
         metrics::gauge!(names::BROWSER_PSS_BYTES, "slot" => slot.to_string()).set(pss as f64);
-        metrics::gauge!(names::BROWSER_JS_HEAP_BYTES, "slot" => slot.to_string()).set(heap as f64);
         if pss > self.config.hard_limit_bytes {
             if let Some(live) = self.take(slot, pid) {
                 self.emit(BrowserEvent::Evicted { slot, pid, pss_bytes: pss });
@@ -518,7 +539,6 @@ impl Inner {
                 && live.instance.pid == pid
             {
                 live.pss_bytes = pss;
-                live.js_heap_bytes = heap;
                 if live.draining.is_none() {
                     if pss > self.config.soft_limit_bytes {
                         live.draining = Some(RecycleReason::SoftLimit);
@@ -722,7 +742,9 @@ struct Lease {
 }
 
 impl Lease {
-    async fn finish(&mut self, result: &Result<RenderedPage, BrowserError>) {
+    /// Counts what the render's outcome says about the browser (a renderer crash, a browser
+    /// that stopped answering). Synchronous, so stats are right when `render` returns.
+    fn account(&self, result: &Result<RenderedPage, BrowserError>) {
         match result {
             Err(BrowserError::Crashed(CrashKind::Renderer)) => self.inner.on_renderer_crash(&self.instance),
             Err(BrowserError::CdpTimeout { .. }) => {
@@ -730,6 +752,10 @@ impl Lease {
             }
             _ => {}
         }
+    }
+
+    /// Disposes the tab's context and gives the tab back.
+    async fn finish(mut self) {
         if let Some(tab) = self.tab.take()
             && !self.instance.dead().is_cancelled()
             && self.instance.close_tab(tab).await.is_err()
