@@ -10,7 +10,8 @@
 //! - [`pipeline`]: one job end to end: decode, cache check, fetch, extract, store.
 //! - [`fetch`]: static HTTP fetching with limits and the SSRF guard.
 //! - [`browser`]: headless rendering through a memory-limited pool of Chromium browsers.
-//! - [`extract`]: the extraction stage (the extractor core, off the async runtime).
+//! - [`engines`]: the extraction engine (WASM pool or native core) and the lazily started browser pool.
+//! - [`wasm`]: the tiered pool of WASM extractor instances (leases, tiers, breaker, artifacts).
 //! - [`store`]: Redis: documents, job state, schema version.
 //! - [`failure`]: the closed set of failure reasons and the retry decision.
 //! - [`retry`]: the backoff schedule and delay-queue tiers.
@@ -23,7 +24,7 @@ pub mod broker;
 pub mod browser;
 pub mod cli;
 pub mod config;
-pub mod extract;
+pub mod engines;
 pub mod failure;
 pub mod fetch;
 pub mod job;
@@ -33,4 +34,5 @@ pub mod producer;
 pub mod retry;
 pub mod sample_site;
 pub mod store;
+pub mod wasm;
 pub mod worker;

@@ -19,6 +19,16 @@ pub const STORE_WAITS_TOTAL: &str = "riptide_store_waits_total";
 pub const BROKER_RECONNECTS_TOTAL: &str = "riptide_broker_reconnects_total";
 /// Jobs in flight in this worker.
 pub const JOBS_IN_FLIGHT: &str = "riptide_jobs_in_flight";
+/// Messages ready in a queue, polled from the broker, by `queue` (jobs, jobs_high, retry, dlq, results).
+pub const QUEUE_DEPTH: &str = "riptide_queue_depth";
+/// Consumers of a queue, polled from the broker, by `queue`.
+pub const QUEUE_CONSUMERS: &str = "riptide_queue_consumers";
+/// 1 while this worker holds a broker connection, else 0.
+pub const BROKER_CONNECTED: &str = "riptide_broker_connected";
+/// 1 while Redis answers PING, else 0.
+pub const REDIS_CONNECTED: &str = "riptide_redis_connected";
+/// Jobs consumed from the broker, by `lane` (high, normal).
+pub const DELIVERIES_TOTAL: &str = "riptide_deliveries_total";
 
 /// Browsers alive in the pool (including draining ones).
 pub const BROWSER_ALIVE: &str = "riptide_browser_alive";
@@ -41,6 +51,47 @@ pub const BROWSER_PAGES_TOTAL: &str = "riptide_browser_pages_total";
 /// Render duration in seconds, lease to captured DOM (successful renders).
 pub const BROWSER_RENDER_SECONDS: &str = "riptide_browser_render_seconds";
 
+/// WASM leases served, by `tier` (hot, warm, cold).
+pub const WASM_LEASES_TOTAL: &str = "riptide_wasm_leases_total";
+/// Extractors in each tier, by `tier`.
+pub const WASM_EXTRACTORS: &str = "riptide_wasm_extractors";
+/// Idle pre-instantiated (hot) instances, by `extractor` (configured names: a closed set).
+pub const WASM_HOT_INSTANCES: &str = "riptide_wasm_hot_instances";
+/// Instance slots in use (hot idle plus leased) out of `wasm.slots`.
+pub const WASM_SLOTS_IN_USE: &str = "riptide_wasm_slots_in_use";
+/// Estimated memory held by warm code and hot instances, bytes.
+pub const WASM_TIER_MEMORY_BYTES: &str = "riptide_wasm_tier_memory_bytes";
+/// Tier promotions, by `to` (warm, hot).
+pub const WASM_PROMOTIONS_TOTAL: &str = "riptide_wasm_promotions_total";
+/// Tier demotions, by `to` (warm, cold).
+pub const WASM_DEMOTIONS_TOTAL: &str = "riptide_wasm_demotions_total";
+/// Idle hot instances dropped to make room.
+pub const WASM_EVICTIONS_TOTAL: &str = "riptide_wasm_evictions_total";
+/// Breaker state per `extractor`: 0 closed, 1 half-open, 2 open.
+pub const WASM_BREAKER_STATE: &str = "riptide_wasm_breaker_state";
+/// Extraction calls in a component, by `outcome` (ok, extractor_error, timeout, memory_cap, trap).
+pub const WASM_CALLS_TOTAL: &str = "riptide_wasm_calls_total";
+/// Pages extracted by the native fallback while a breaker was open.
+pub const WASM_FALLBACKS_TOTAL: &str = "riptide_wasm_fallbacks_total";
+/// Component loads, by `outcome` (loaded from an artifact, compiled, rebuilt).
+pub const WASM_ARTIFACTS_TOTAL: &str = "riptide_wasm_artifacts_total";
+
+/// Creates the worker's series with closed label sets at zero, so dashboards and `rate()`
+/// see them before the first event (an absent series is not a zero).
+pub fn initialize() {
+    for reason in crate::failure::FailureReason::ALL {
+        metrics::counter!(RETRIES_TOTAL, "reason" => reason.as_str()).absolute(0);
+        metrics::counter!(DEAD_LETTERS_TOTAL, "reason" => reason.as_str()).absolute(0);
+    }
+    for outcome in ["ok", "cached", "handed_back"] {
+        metrics::counter!(JOBS_TOTAL, "outcome" => outcome, "reason" => "none").absolute(0);
+    }
+    for lane in ["high", "normal"] {
+        metrics::counter!(DELIVERIES_TOTAL, "lane" => lane).absolute(0);
+    }
+    metrics::gauge!(JOBS_IN_FLIGHT).set(0.0);
+}
+
 /// Registers the description of every metric, so an exporter lists them from the start.
 pub fn describe() {
     metrics::describe_counter!(JOBS_TOTAL, "Jobs finished, by outcome and reason.");
@@ -51,6 +102,11 @@ pub fn describe() {
     metrics::describe_counter!(STORE_WAITS_TOTAL, "Times a job waited for Redis to come back.");
     metrics::describe_counter!(BROKER_RECONNECTS_TOTAL, "Broker reconnections.");
     metrics::describe_gauge!(JOBS_IN_FLIGHT, "Jobs being processed by this worker.");
+    metrics::describe_gauge!(QUEUE_DEPTH, "Messages ready in a queue, polled from the broker.");
+    metrics::describe_gauge!(QUEUE_CONSUMERS, "Consumers of a queue, polled from the broker.");
+    metrics::describe_gauge!(BROKER_CONNECTED, "1 while the worker holds a broker connection.");
+    metrics::describe_gauge!(REDIS_CONNECTED, "1 while Redis answers PING.");
+    metrics::describe_counter!(DELIVERIES_TOTAL, "Jobs consumed from the broker, by lane.");
     metrics::describe_gauge!(BROWSER_ALIVE, "Browsers alive in the pool.");
     metrics::describe_gauge!(BROWSER_LEASES, "Browser tabs leased to jobs.");
     metrics::describe_gauge!(BROWSER_WARM_CONTEXTS, "Warm incognito contexts ready.");
@@ -69,4 +125,16 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Render time from lease to captured DOM."
     );
+    metrics::describe_counter!(WASM_LEASES_TOTAL, "WASM instance leases, by tier.");
+    metrics::describe_gauge!(WASM_EXTRACTORS, "WASM extractors per tier.");
+    metrics::describe_gauge!(WASM_HOT_INSTANCES, "Idle pre-instantiated WASM instances, by extractor.");
+    metrics::describe_gauge!(WASM_SLOTS_IN_USE, "WASM instance slots in use.");
+    metrics::describe_gauge!(WASM_TIER_MEMORY_BYTES, metrics::Unit::Bytes, "Estimated memory of warm and hot tiers.");
+    metrics::describe_counter!(WASM_PROMOTIONS_TOTAL, "WASM tier promotions, by target tier.");
+    metrics::describe_counter!(WASM_DEMOTIONS_TOTAL, "WASM tier demotions, by target tier.");
+    metrics::describe_counter!(WASM_EVICTIONS_TOTAL, "Idle WASM instances evicted.");
+    metrics::describe_gauge!(WASM_BREAKER_STATE, "WASM breaker state (0 closed, 1 half-open, 2 open), by extractor.");
+    metrics::describe_counter!(WASM_CALLS_TOTAL, "WASM extraction calls, by outcome.");
+    metrics::describe_counter!(WASM_FALLBACKS_TOTAL, "Pages extracted natively while a breaker was open.");
+    metrics::describe_counter!(WASM_ARTIFACTS_TOTAL, "WASM component loads, by outcome.");
 }
