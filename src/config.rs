@@ -57,6 +57,24 @@ pub struct Config {
     pub retry: RetryConfig,
     /// Redis storage.
     pub store: StoreConfig,
+    /// Operations: polling and the management API.
+    pub ops: OpsConfig,
+    /// The tiered WASM extractor pool (every key has a default; see `src/wasm/config.rs`).
+    #[serde(default)]
+    pub wasm: crate::wasm::WasmConfig,
+    /// The headless browser pool (every key has a default; see `src/browser/config.rs`).
+    #[serde(default)]
+    pub browser: crate::browser::BrowserConfig,
+}
+
+/// Operations settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsConfig {
+    /// Milliseconds between polls of queue depths, Redis readiness and the heartbeat.
+    pub poll_interval_ms: u64,
+    /// RabbitMQ management API base URL for `riptide stats`; empty to skip it.
+    pub management_url: String,
 }
 
 /// How a worker consumes jobs.
@@ -73,6 +91,11 @@ pub struct WorkerConfig {
     pub high_lane_weight: u32,
     /// Wire format of published results.
     pub result_format: WireFormat,
+    /// Which extractor runs jobs: `wasm` (the sandboxed component pool) or `native`.
+    pub engine: crate::engines::ExtractEngine,
+    /// Whether this worker may render pages in headless Chromium (`render` headless or auto).
+    /// The browser pool starts on the first job that needs it.
+    pub headless: bool,
 }
 
 /// Defaults and bounds for job fields; a job outside them is dead-lettered with a reason.
@@ -208,6 +231,8 @@ impl Config {
         check(self.store.pool_size >= 1, "store.pool_size: must be at least 1");
         check(self.store.doc_ttl_secs >= 1, "store.doc_ttl_secs: must be at least 1");
         check(self.store.job_ttl_secs >= 1, "store.job_ttl_secs: must be at least 1");
+        check(self.ops.poll_interval_ms >= 100, "ops.poll_interval_ms: must be at least 100");
+        problems.extend(self.wasm.problems());
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 

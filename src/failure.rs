@@ -46,6 +46,24 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    /// Every reason, for initialising per-reason metrics at zero.
+    pub const ALL: [FailureReason; 14] = [
+        FailureReason::Undecodable,
+        FailureReason::TooLarge,
+        FailureReason::InvalidJob,
+        FailureReason::BlockedAddress,
+        FailureReason::HttpStatus,
+        FailureReason::Timeout,
+        FailureReason::Connect,
+        FailureReason::TooManyRedirects,
+        FailureReason::BodyTooLarge,
+        FailureReason::UnsupportedContentType,
+        FailureReason::Extraction,
+        FailureReason::Unsupported,
+        FailureReason::StoreUnavailable,
+        FailureReason::Browser,
+    ];
+
     /// The snake_case name used in labels, headers and results.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,5 +1,6 @@
-//! One job, end to end: decode, mark running, cache check, fetch, extract, store. The result
-//! is a [`Verdict`] that the worker settles on the broker.
+//! One job, end to end: decode, mark running, cache check, get the page (static fetch,
+//! headless render, or `auto`: static first, the browser when the page needs it), extract,
+//! store. The result is a [`Verdict`] that the worker settles on the broker.
 //!
 //! The pipeline owns the order of the stages and the retry decision; it never touches the
 //! broker (publishing and acking are `worker.rs`). Stages take typed inputs, return typed
@@ -11,10 +12,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use url::Url;
+
 use crate::config::Config;
-use crate::extract::{ENGINE_NATIVE, ExtractStageError, extract_native};
-use crate::failure::{Failure, FailureReason, Retry};
-use crate::fetch::{FetchError, FetchedPage, Fetcher};
+use crate::engines::{Engines, ExtractStageError, Extracted, RenderStageError};
+use crate::failure::{Failure, Retry};
+use crate::fetch::{FetchError, Fetcher};
 use crate::job::{CrawlJob, JobResult, Outcome, Render, StageTimings, Summary, decode_request, id_from_bytes, now_ms};
 use crate::retry::RetrySchedule;
 use crate::store::{JobState, JobUpdate, Store, StoreError, StoredDoc};
@@ -67,22 +70,34 @@ enum StageError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error(transparent)]
+    Render(#[from] RenderStageError),
+    #[error(transparent)]
     Extract(#[from] ExtractStageError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl StageError {
     fn classify(&self) -> Failure {
         match self {
             StageError::Fetch(e) => e.classify(),
+            StageError::Render(e) => e.classify(),
             StageError::Extract(e) => e.classify(),
             StageError::Store(e) => e.classify(),
-            StageError::Unsupported(message) => Failure::permanent(FailureReason::Unsupported, message.clone()),
         }
     }
+}
+
+/// How long a host found to need a browser stays remembered as such.
+const RENDER_MEMO_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A page ready for extraction, however it was obtained.
+#[derive(Debug)]
+struct Page {
+    final_url: Url,
+    status: u16,
+    html: String,
+    render_used: Render,
 }
 
 /// The stages of a worker, shared by all its jobs.
@@ -90,14 +105,20 @@ impl StageError {
 pub struct Pipeline {
     config: Arc<Config>,
     fetcher: Fetcher,
+    engines: Engines,
     store: Store,
     schedule: RetrySchedule,
 }
 
 impl Pipeline {
     /// A pipeline over the given stages.
-    pub fn new(config: Arc<Config>, fetcher: Fetcher, store: Store, schedule: RetrySchedule) -> Self {
-        Pipeline { config, fetcher, store, schedule }
+    pub fn new(config: Arc<Config>, fetcher: Fetcher, engines: Engines, store: Store, schedule: RetrySchedule) -> Self {
+        Pipeline { config, fetcher, engines, store, schedule }
+    }
+
+    /// The engines, for stats, events and closing.
+    pub fn engines(&self) -> &Engines {
+        &self.engines
     }
 
     /// The store, for the worker's bookkeeping after settling.
@@ -150,17 +171,37 @@ impl Pipeline {
         timings: &mut StageTimings,
         cancel: &CancellationToken,
     ) -> Result<JobResult, StageError> {
-        ensure_supported(job)?;
         let doc_key = self.store.doc_key(&job.url, job.mode);
         if let Some(stored) = self.fresh_cached(job, &doc_key, cancel).await? {
-            return Ok(self.result(job, attempt, Outcome::Cached, &doc_key, &stored, timings.clone()));
+            let summary = ResultParts {
+                outcome: Outcome::Cached,
+                doc_key: &doc_key,
+                stored: &stored,
+                render_used: None,
+                extracted_by: None,
+            };
+            return Ok(self.result(job, attempt, summary, timings.clone()));
         }
-        let page = self.fetch(job, timings).await?;
-        let (final_url, http_status) = (page.final_url.to_string(), page.status);
-        let doc = self.extract(job, page, timings).await?;
-        let stored = StoredDoc { doc, fetched_at_ms: now_ms(), final_url, http_status, job_id: job.id.clone() };
+        let page = self.page(job, timings, cancel).await?;
+        let (final_url, http_status, render_used) = (page.final_url.to_string(), page.status, page.render_used);
+        let extracted = self.extract(job, page, timings).await?;
+        let stored = StoredDoc {
+            doc: extracted.document,
+            fetched_at_ms: now_ms(),
+            final_url,
+            http_status,
+            job_id: job.id.clone(),
+        };
         self.save(job, attempt, &doc_key, &stored, timings, cancel).await?;
-        Ok(self.result(job, attempt, Outcome::Ok, &doc_key, &stored, timings.clone()))
+        let by = (extracted.engine, extracted.tier);
+        let parts = ResultParts {
+            outcome: Outcome::Ok,
+            doc_key: &doc_key,
+            stored: &stored,
+            render_used: Some(render_used),
+            extracted_by: Some(by),
+        };
+        Ok(self.result(job, attempt, parts, timings.clone()))
     }
 
     async fn fresh_cached(
@@ -175,24 +216,70 @@ impl Pipeline {
         Ok(stored.filter(|s| s.fetched_at_ms >= fresh_since))
     }
 
-    async fn fetch(&self, job: &CrawlJob, timings: &mut StageTimings) -> Result<FetchedPage, StageError> {
+    /// The page as the job's render mode asks: static, headless, or `auto` (static unless
+    /// the host is known to need a browser or the static page looks client-rendered).
+    async fn page(
+        &self,
+        job: &CrawlJob,
+        timings: &mut StageTimings,
+        cancel: &CancellationToken,
+    ) -> Result<Page, StageError> {
+        match job.render {
+            Render::Static => self.fetch(job, timings).await,
+            Render::Headless => self.render(job, timings).await,
+            Render::Auto => self.auto(job, timings, cancel).await,
+        }
+    }
+
+    async fn auto(
+        &self,
+        job: &CrawlJob,
+        timings: &mut StageTimings,
+        cancel: &CancellationToken,
+    ) -> Result<Page, StageError> {
+        let host = job.url.host_str().unwrap_or_default();
+        if self.store.patiently(cancel, "render memo", || self.store.needs_browser(host)).await? {
+            return self.render(job, timings).await;
+        }
+        let page = self.fetch(job, timings).await?;
+        if !crate::browser::looks_client_rendered(&page.html) {
+            return Ok(page);
+        }
+        tracing::debug!(host, "The static page looks client-rendered; rendering it.");
+        if let Err(error) = self.store.remember_needs_browser(host, RENDER_MEMO_TTL).await {
+            // The memo only saves a later static fetch; the job itself goes on.
+            tracing::warn!(host, %error, "Could not remember that the host needs a browser.");
+        }
+        self.render(job, timings).await
+    }
+
+    async fn fetch(&self, job: &CrawlJob, timings: &mut StageTimings) -> Result<Page, StageError> {
         let page =
             self.fetcher.fetch(&job.url, &job.headers, job.timeout(), self.config.allow_private_networks).await?;
         timings.fetch_ms = millis(page.elapsed);
-        Ok(page)
+        Ok(Page { final_url: page.final_url, status: page.status, html: page.html, render_used: Render::Static })
+    }
+
+    async fn render(&self, job: &CrawlJob, timings: &mut StageTimings) -> Result<Page, StageError> {
+        let page = self.engines.render(&job.url, job.timeout(), job.wait_for.clone()).await?;
+        timings.render_ms = millis(page.elapsed);
+        Ok(Page {
+            final_url: page.final_url,
+            status: page.status.unwrap_or(200),
+            html: page.html,
+            render_used: Render::Headless,
+        })
     }
 
     /// Takes the page by value: the HTML moves to the extraction thread instead of being copied.
-    async fn extract(
-        &self,
-        job: &CrawlJob,
-        page: FetchedPage,
-        timings: &mut StageTimings,
-    ) -> Result<riptide_extractor::Document, StageError> {
+    async fn extract(&self, job: &CrawlJob, page: Page, timings: &mut StageTimings) -> Result<Extracted, StageError> {
         let started = Instant::now();
-        let doc = extract_native(page.html, page.final_url.to_string(), job.mode, job.timeout()).await?;
+        let extracted = self
+            .engines
+            .extract(&job.extractor, page.html, page.final_url.to_string(), job.mode, job.timeout())
+            .await?;
         timings.extract_ms = millis(started.elapsed());
-        Ok(doc)
+        Ok(extracted)
     }
 
     async fn save(
@@ -212,15 +299,8 @@ impl Pipeline {
         Ok(())
     }
 
-    fn result(
-        &self,
-        job: &CrawlJob,
-        attempt: u32,
-        outcome: Outcome,
-        doc_key: &str,
-        stored: &StoredDoc,
-        timings: StageTimings,
-    ) -> JobResult {
+    fn result(&self, job: &CrawlJob, attempt: u32, parts: ResultParts<'_>, timings: StageTimings) -> JobResult {
+        let ResultParts { outcome, doc_key, stored, render_used, extracted_by } = parts;
         JobResult {
             v: crate::job::MESSAGE_VERSION,
             job_id: job.id.clone(),
@@ -235,11 +315,11 @@ impl Pipeline {
                 quality: stored.doc.quality,
             }),
             http_status: Some(stored.http_status),
-            render_used: Some(Render::Static),
+            render_used,
             attempt,
             timings,
-            engine: Some(ENGINE_NATIVE.to_string()),
-            pool_tier: None,
+            engine: extracted_by.map(|(engine, _)| engine.to_string()),
+            pool_tier: extracted_by.and_then(|(_, tier)| tier).map(str::to_string),
             error: None,
             meta: job.meta.clone(),
             finished_at_ms: now_ms(),
@@ -262,6 +342,17 @@ impl Pipeline {
             _ => Verdict::Dead { job: Some(Box::new(job)), failure, attempts: attempt },
         }
     }
+}
+
+/// What a result says beyond the job itself.
+struct ResultParts<'a> {
+    outcome: Outcome,
+    doc_key: &'a str,
+    stored: &'a StoredDoc,
+    /// How the page was obtained now (`None` when served from the cache).
+    render_used: Option<Render>,
+    /// Engine and pool tier of the extraction (`None` when served from the cache).
+    extracted_by: Option<(&'static str, Option<&'static str>)>,
 }
 
 /// A failed result for a dead-lettered job, so downstream consumers hear of it too.
@@ -287,18 +378,6 @@ pub fn failed_result(job: &CrawlJob, failure: &Failure, attempts: u32) -> JobRes
         meta: job.meta.clone(),
         finished_at_ms: now_ms(),
     }
-}
-
-/// Headless rendering arrives with the browser pool; until then such jobs are refused
-/// clearly instead of being fetched statically behind the producer's back. `auto` means
-/// "static unless the page needs a browser", which static alone honours for now.
-fn ensure_supported(job: &CrawlJob) -> Result<(), StageError> {
-    if job.render == Render::Headless {
-        return Err(StageError::Unsupported(
-            "render mode headless needs the browser pool, which this worker build does not have yet".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -16,15 +16,19 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::consume::{LaneConsumers, queue_depth};
+use crate::broker::consume::LaneConsumers;
 use crate::broker::headers;
+use crate::broker::inspect::queue_depth;
 use crate::broker::publish::{DeadLetterInfo, Publisher};
 use crate::broker::{BrokerError, Lane, Topology, connect_patiently};
 use crate::config::Config;
+use crate::engines::Engines;
 use crate::failure::Failure;
 use crate::fetch::{Fetcher, FetcherBuildError};
 use crate::job::CrawlJob;
+use crate::ops::health::Health;
 use crate::ops::metrics as m;
+use crate::ops::poller::Poller;
 use crate::pipeline::{Incoming, Pipeline, Verdict, failed_result};
 use crate::retry::RetrySchedule;
 use crate::store::{JobState, JobUpdate, Store, StoreError};
@@ -47,6 +51,9 @@ pub enum WorkerError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Fetcher(#[from] FetcherBuildError),
+    /// The extraction engine could not start.
+    #[error(transparent)]
+    Engines(#[from] crate::engines::EnginesError),
     /// Redis has an older schema than this worker needs.
     #[error("the Redis schema of namespace {namespace:?} is v{have}, this worker needs v{need}; run `riptide migrate`")]
     SchemaOutdated {
@@ -60,10 +67,12 @@ pub enum WorkerError {
 }
 
 /// Options of one worker run that are not configuration.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WorkerOptions {
     /// Exit once the job lanes and delay queues are empty and nothing is in flight.
     pub drain: bool,
+    /// Readiness flags this worker keeps current (served on `/readyz`).
+    pub health: Health,
 }
 
 /// What a worker did before it stopped.
@@ -128,7 +137,8 @@ pub async fn run(
     check_schema(&store, &topology, &shutdown).await?;
     let schedule = RetrySchedule::new(&config.retry, topology.retry_tiers.clone());
     let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
-    let pipeline = Pipeline::new(config.clone(), fetcher, store, schedule.clone());
+    let engines = Engines::start(&config).await?;
+    let pipeline = Pipeline::new(config.clone(), fetcher, engines.clone(), store, schedule.clone());
     let shared = Arc::new(Shared {
         worker_id: worker_id(),
         config,
@@ -138,7 +148,7 @@ pub async fn run(
         counters: Counters::default(),
         abandon: CancellationToken::new(),
     });
-    m::describe();
+    m::initialize();
     let mut sessions = 0u64;
     loop {
         let connection = match connect_patiently(&shared.config.amqp_url, &shared.worker_id, &shutdown).await {
@@ -150,7 +160,8 @@ pub async fn run(
             metrics::counter!(m::BROKER_RECONNECTS_TOTAL).increment(1);
         }
         sessions += 1;
-        let end = run_session(&shared, &connection, options, &shutdown).await;
+        let end = run_session(&shared, &connection, &options, &shutdown).await;
+        options.health.set_broker(false);
         match end {
             Ok(SessionEnd::Shutdown) => {
                 close_connection(&connection).await;
@@ -161,6 +172,7 @@ pub async fn run(
             Err(error) => tracing::warn!(%error, "Broker session failed; reconnecting."),
         }
     }
+    engines.close().await;
     Ok(shared.counters.report())
 }
 
@@ -179,7 +191,7 @@ async fn check_schema(store: &Store, topology: &Topology, shutdown: &Cancellatio
 async fn run_session(
     shared: &Arc<Shared>,
     connection: &Connection,
-    options: WorkerOptions,
+    options: &WorkerOptions,
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, BrokerError> {
     let inspect = connection.create_channel().await.map_err(BrokerError::Channel)?;
@@ -194,6 +206,23 @@ async fn run_session(
     let in_flight = Arc::new(AtomicU64::new(0));
     let tracker = TaskTracker::new();
     let session_stop = shutdown.child_token();
+    options.health.set_broker(true);
+    let poller = Poller {
+        channel: connection.create_channel().await.map_err(BrokerError::Channel)?,
+        topology: shared.topology.clone(),
+        store: shared.pipeline.store().clone(),
+        health: options.health.clone(),
+        worker_id: shared.worker_id.clone(),
+        interval: Duration::from_millis(shared.config.ops.poll_interval_ms),
+    };
+    tracker.spawn(poller.run(heartbeat_fields(shared.clone(), in_flight.clone()), session_stop.clone()));
+    tracker.spawn(crate::ops::events::forward(
+        shared.pipeline.engines().subscribe(),
+        connection.create_channel().await.map_err(BrokerError::Channel)?,
+        shared.topology.events_exchange(),
+        shared.worker_id.clone(),
+        session_stop.clone(),
+    ));
     if options.drain {
         tracker.spawn(watch_drain(shared.clone(), inspect, in_flight.clone(), session_stop.clone()));
     }
@@ -214,6 +243,7 @@ async fn run_session(
             Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
             Some(Ok(picked)) => picked,
         };
+        metrics::counter!(m::DELIVERIES_TOTAL, "lane" => lane.as_str()).increment(1);
         let (shared, publisher, in_flight) = (shared.clone(), publisher.clone(), in_flight.clone());
         in_flight.fetch_add(1, Ordering::SeqCst);
         tracker.spawn(async move {
@@ -224,9 +254,10 @@ async fn run_session(
             drop(permit);
         });
     };
+    // Ends the poller, and the drain watcher when the stop came from outside.
+    session_stop.cancel();
     if matches!(end, SessionEnd::Shutdown) {
-        // Ends the drain watcher too when the stop came from outside.
-        session_stop.cancel();
+        options.health.set_draining();
     }
     lanes.cancel().await;
     finish_in_flight(shared, &tracker).await;
@@ -235,6 +266,25 @@ async fn run_session(
     }
     lanes.close().await;
     Ok(end)
+}
+
+/// The heartbeat record `riptide stats` shows for this worker.
+fn heartbeat_fields(shared: Arc<Shared>, in_flight: Arc<AtomicU64>) -> impl Fn() -> Vec<(&'static str, String)> + Send {
+    let started_ms = crate::job::now_ms();
+    move || {
+        let report = shared.counters.report();
+        vec![
+            ("worker", shared.worker_id.clone()),
+            ("started_ms", started_ms.to_string()),
+            ("updated_ms", crate::job::now_ms().to_string()),
+            ("concurrency", shared.config.worker.concurrency.to_string()),
+            ("in_flight", in_flight.load(Ordering::SeqCst).to_string()),
+            ("done", report.done.to_string()),
+            ("retried", report.retried.to_string()),
+            ("dead", report.dead.to_string()),
+            ("handed_back", report.handed_back.to_string()),
+        ]
+    }
 }
 
 /// Waits for in-flight jobs within the grace period, then hands the rest back.

@@ -5,7 +5,7 @@
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 
@@ -107,14 +107,4 @@ impl LaneConsumers {
             }
         }
     }
-}
-
-/// Messages ready in `queue` and its consumer count, by passive declare.
-pub async fn queue_depth(channel: &Channel, queue: &str) -> Result<(u32, u32), BrokerError> {
-    let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-    let declared = channel
-        .queue_declare(queue.into(), options, FieldTable::default())
-        .await
-        .map_err(|source| BrokerError::Consume { queue: queue.to_string(), source })?;
-    Ok((declared.message_count(), declared.consumer_count()))
 }

@@ -1,12 +1,14 @@
 //! Everything riptide does on RabbitMQ: connecting (`connection.rs`), the topology and its
 //! migrations (`topology.rs`), confirmed publishing (`publish.rs`), consuming the job lanes
-//! (`consume.rs`) and message headers (`headers.rs`).
+//! (`consume.rs`), message headers (`headers.rs`) and queue depths (`inspect.rs`).
 //!
 //! It never calls up into the pipeline or the pools: the worker joins them.
 
 pub mod connection;
 pub mod consume;
+pub mod dlq;
 pub mod headers;
+pub mod inspect;
 pub mod publish;
 pub mod topology;
 

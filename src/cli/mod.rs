@@ -4,6 +4,9 @@
 //! Business logic lives in the library modules; a subcommand here parses, calls, prints.
 
 pub mod bench;
+pub mod dlq;
+pub mod extract;
+pub mod stats;
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -79,6 +82,20 @@ pub enum Command {
         #[arg(long)]
         brief: bool,
     },
+    /// Extract one page (file, .html.gz or URL) or a directory of pages, with no broker.
+    Extract(extract::ExtractArgs),
+    /// One screen of queues, dead letters and workers.
+    Stats {
+        /// Refresh every this many seconds until interrupted.
+        #[arg(long, value_name = "SECS")]
+        watch: Option<u64>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect, replay and purge dead letters.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Show where a job is (its state record in Redis).
     Status {
         /// The job id.
@@ -150,11 +167,11 @@ pub enum FormatArg {
     Msgpack,
 }
 
-fn parse_mode(s: &str) -> Result<Mode, String> {
+pub(crate) fn parse_mode(s: &str) -> Result<Mode, String> {
     s.parse::<Mode>().map_err(|e| e.to_string())
 }
 
-fn parse_render(s: &str) -> Result<Render, String> {
+pub(crate) fn parse_render(s: &str) -> Result<Render, String> {
     match s {
         "static" => Ok(Render::Static),
         "headless" => Ok(Render::Headless),
@@ -173,6 +190,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Enqueue(args) => enqueue_command(&config, args).await,
         Command::Results { follow, max, brief } => results(&config, follow, max, brief).await,
         Command::Status { id } => status(&config, &id).await,
+        Command::Extract(args) => extract::run(&config, args).await,
+        Command::Stats { watch, json } => stats_command(&config, watch, json).await,
+        Command::Dlq(command) => dlq::run(&config, command).await,
         Command::SampleSite { addr, pages } => sample_site(addr, pages).await,
         Command::Bench { jobs, pages, runs } => bench_command(&config, jobs, pages, runs).await,
     }
@@ -240,7 +260,16 @@ async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
 async fn worker(config: Config, drain: bool) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_to_cancel(shutdown.clone()));
-    let report = run_worker(Arc::new(config), WorkerOptions { drain }, shutdown).await?;
+    let health = crate::ops::health::Health::default();
+    let metrics = crate::ops::exporter::install()?;
+    let ops_stop = CancellationToken::new();
+    let (_, ops_server) = crate::ops::server::serve(config.ops_addr, metrics, health.clone(), ops_stop.clone())
+        .await
+        .with_context(|| format!("binding the ops server to {} (ops_addr)", config.ops_addr))?;
+    let report = run_worker(Arc::new(config), WorkerOptions { drain, health }, shutdown).await;
+    ops_stop.cancel();
+    ops_server.await?;
+    let report = report?;
     tracing::info!(
         done = report.done,
         retried = report.retried,
@@ -407,6 +436,23 @@ async fn status(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn stats_command(config: &Config, watch: Option<u64>, json: bool) -> anyhow::Result<ExitCode> {
+    loop {
+        let collected = stats::collect(config).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&collected)?);
+        } else {
+            if watch.is_some() {
+                // Clear the screen and go home, so --watch redraws in place.
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", stats::render(&collected));
+        }
+        let Some(secs) = watch else { return Ok(ExitCode::SUCCESS) };
+        tokio::time::sleep(Duration::from_secs(secs.max(1))).await;
+    }
+}
+
 async fn sample_site(addr: SocketAddr, pages: usize) -> anyhow::Result<ExitCode> {
     let stop = CancellationToken::new();
     tokio::spawn(signal_to_cancel(stop.clone()));
@@ -433,6 +479,5 @@ async fn bench_command(config: &Config, jobs: usize, pages: usize, runs: usize) 
     println!("| pipeline / extraction-only | {:.2} |", pick(bench::RunFigures::ratio));
     println!("| queue-to-result latency p50 at half load | {:.1} ms |", pick(|f| f.p50_ms));
     println!("| queue-to-result latency p99 at half load | {:.1} ms |", pick(|f| f.p99_ms));
-    let _ = Duration::ZERO;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,6 @@ pub mod guard;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use encoding_rs::Encoding;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, redirect};
 use url::Url;
@@ -277,16 +276,11 @@ fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
     Some(delay.min(MAX_RETRY_AFTER))
 }
 
-/// Decodes the body with the charset from the header, else a BOM or `<meta>` in the first
-/// KiB, else UTF-8 (invalid bytes become U+FFFD rather than failing the page).
+/// Decodes the body with the extractor core's rules (BOM, then the header's charset, then a
+/// `<meta>` declaration, then UTF-8 or windows-1252), so the static path and the extractor
+/// agree on every page.
 pub fn decode_body(body: &[u8], content_type: Option<&str>) -> String {
-    let from_header = content_type.and_then(charset_param).and_then(|label| Encoding::for_label(label.as_bytes()));
-    let encoding = from_header
-        .or_else(|| Encoding::for_bom(body).map(|(enc, _)| enc))
-        .or_else(|| sniff_meta_charset(body))
-        .unwrap_or(encoding_rs::UTF_8);
-    let (text, _, _) = encoding.decode(body);
-    text.into_owned()
+    riptide_extractor::decode_html(body, content_type.and_then(charset_param))
 }
 
 fn charset_param(content_type: &str) -> Option<&str> {
@@ -294,15 +288,6 @@ fn charset_param(content_type: &str) -> Option<&str> {
         let (key, value) = param.split_once('=')?;
         key.trim().eq_ignore_ascii_case("charset").then(|| value.trim().trim_matches('"'))
     })
-}
-
-fn sniff_meta_charset(body: &[u8]) -> Option<&'static Encoding> {
-    let head = &body[..body.len().min(1024)];
-    let head = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let at = head.find("charset=")? + "charset=".len();
-    let rest = head[at..].trim_start_matches(['"', '\'']);
-    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).unwrap_or(rest.len());
-    Encoding::for_label(&rest.as_bytes()[..end])
 }
 
 #[cfg(test)]

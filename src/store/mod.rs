@@ -300,6 +300,71 @@ impl Store {
         Ok(redis::cmd("EVAL").arg(RAISE).arg(1).arg(self.schema_key()).arg(version).query_async(&mut conn).await?)
     }
 
+    /// Whether `host` was found to need a browser recently (`{ns}:render:{host}`).
+    pub async fn needs_browser(&self, host: &str) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let found: Option<String> = conn.get(format!("{}:render:{host}", self.prefix)).await?;
+        Ok(found.is_some())
+    }
+
+    /// Remembers for `ttl` that `host` serves client-rendered pages, so every worker's `auto`
+    /// jobs for it go to the browser directly instead of fetching statically first.
+    pub async fn remember_needs_browser(&self, host: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        conn.set_ex::<_, _, ()>(format!("{}:render:{host}", self.prefix), "headless", ttl.as_secs().max(1)).await?;
+        Ok(())
+    }
+
+    /// Writes this worker's heartbeat record `{ns}:worker:{id}`, expiring after `ttl` so a
+    /// dead worker disappears from `riptide stats` by itself.
+    pub async fn heartbeat(
+        &self,
+        worker_id: &str,
+        fields: &[(&'static str, String)],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = format!("{}:worker:{worker_id}", self.prefix);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&key)
+            .ignore()
+            .hset_multiple(&key, fields)
+            .ignore()
+            .pexpire(&key, i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+            .ignore();
+        let mut conn = self.pool.get().await?;
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Every live worker's heartbeat record.
+    pub async fn workers(&self) -> Result<Vec<HashMap<String, String>>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let pattern = format!("{}:worker:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut workers = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(200)
+                .query_async(&mut conn)
+                .await?;
+            for key in keys {
+                let record: HashMap<String, String> = conn.hgetall(&key).await?;
+                if !record.is_empty() {
+                    workers.push(record);
+                }
+            }
+            if next == 0 {
+                return Ok(workers);
+            }
+            cursor = next;
+        }
+    }
+
     /// Deletes every key of this namespace (benchmarks and tests clean up with it).
     pub async fn delete_namespace(&self) -> Result<u64, StoreError> {
         let mut conn = self.pool.get().await?;
