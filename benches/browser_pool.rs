@@ -7,7 +7,8 @@
 //! default 1000), `BENCH_NAIVE_PAGES` (default 30: a
 //! browser launch per page is slow), `BENCH_RUNS` (default 1), `BENCH_TABS` (pool tabs,
 //! default 3), `BENCH_WARM` (warm contexts, default = tabs), `BENCH_EXTRA_ARGS` (Chromium
-//! switches for the pool, space-separated, no `--`). It prints pages/s, p50/p99 latency and peak PSS (sum over every Chromium
+//! switches for the pool, space-separated, no `--`), `BENCH_POOL_ONLY=1` (only the pooled
+//! path: a long run for its peak PSS). It prints pages/s, p50/p99 latency and peak PSS (sum over every Chromium
 //! process of the strategy, sampled every 100 ms from /proc) per strategy and run, then the
 //! medians over runs. It asserts nothing: figures on 2 shared cores are noisy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -317,6 +318,9 @@ async fn main() {
         let (pooled_n, recycles) = pooled(addr, pages, tabs, &root.join("pool-n")).await;
         print(&format!("pooled isolated, {tabs} tabs"), &pooled_n);
         println!("  (pool recycles during the run: {recycles})");
+        if env("BENCH_POOL_ONLY", 0) == 1 {
+            continue; // a long pooled run for peak PSS only
+        }
         let (pooled_1, _) = pooled(addr, pages, 1, &root.join("pool-1")).await;
         print("pooled isolated, 1 tab", &pooled_1);
         let single = single_tab(addr, pages, &root.join("single")).await;
@@ -324,6 +328,10 @@ async fn main() {
         let naive = naive(addr, naive_pages, &root.join("naive")).await;
         print("new browser per page", &naive);
         all.push([pooled_n, pooled_1, single, naive]);
+    }
+    if all.is_empty() {
+        let _ = std::fs::remove_dir_all(&root);
+        return;
     }
     let names = [
         format!("pooled isolated, {tabs} tabs"),

@@ -77,7 +77,8 @@ pub struct BrowserConfig {
     /// under an init that does not reap (as on these VMs). Process-wide; turn off if the host
     /// process manages its own subreaping.
     pub reap_orphans: bool,
-    /// Extra Chromium switches, without the leading `--` (e.g. `"lang=de-DE"`).
+    /// Extra Chromium switches, without the leading `--` (e.g. `"lang=de-DE"`). Chromium keeps
+    /// only the last `disable-features=`, so one given here replaces the pool's own list.
     pub extra_args: Vec<String>,
 }
 
