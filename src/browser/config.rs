@@ -21,7 +21,8 @@ pub struct BrowserConfig {
     /// Path of the Chromium binary. Default: `/usr/lib/chromium/chromium` when it exists,
     /// else `/usr/bin/chromium`. A missing binary fails `BrowserPool::start`.
     pub executable: PathBuf,
-    /// Directory under which each browser slot gets its own profile (`slot-N`). Default: a
+    /// Directory under which each launched browser gets its own profile (`slot-N-LAUNCH.profile`,
+    /// removed when that browser is gone). Default: a
     /// fresh directory under the system temp dir, removed by `close`.
     pub profile_root: Option<PathBuf>,
     /// Browsers kept running even when idle (launched at start, replaced when recycled).

@@ -394,6 +394,13 @@ impl Instance {
         }
         self.tasks.close();
         let _ = tokio::time::timeout(EXIT_WAIT, self.tasks.wait()).await;
+        // The profile belongs to this launch only; a leftover directory is harmless (the pool
+        // root is removed on close), so a failure is only logged.
+        if let Err(error) = tokio::fs::remove_dir_all(&self.profile_dir).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(pid = self.pid, error = %error, "Cannot remove a browser profile.");
+        }
     }
 
     /// The synchronous last resort (pool dropped without `close`): signal the tree; the

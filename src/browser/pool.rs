@@ -55,6 +55,8 @@ struct Inner {
     warm_kick: Notify,
     events: broadcast::Sender<BrowserEvent>,
     counters: Counters,
+    /// Numbers launches, for unique profile directories.
+    launch_seq: AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -137,6 +139,7 @@ impl BrowserPool {
             warm_kick: Notify::new(),
             events: broadcast::channel(EVENT_CAPACITY).0,
             counters: Counters::default(),
+            launch_seq: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -268,8 +271,12 @@ impl Inner {
 
     /// Launches a browser into a slot already marked `Launching`.
     async fn launch_slot(&self, index: usize) -> Result<(), BrowserError> {
-        // `.profile` ends the name, so one slot's path is never a prefix of another's.
-        let profile = self.profile_root.join(format!("slot-{index}.profile"));
+        // A fresh directory per launch: a replacement starts while its predecessor may still
+        // be shutting down, and two browsers must never share a profile (Chromium would hand
+        // over to the old one) nor the command-line marker `process_tree` kills by. `.profile`
+        // ends the name, so no path is a prefix of another.
+        let launch = self.launch_seq.fetch_add(1, Ordering::Relaxed);
+        let profile = self.profile_root.join(format!("slot-{index}-{launch}.profile"));
         let launched = Instance::launch(index, &self.config, &profile, self.guard.clone()).await;
         let outcome = {
             let mut state = lock(&self.state);
