@@ -219,7 +219,8 @@ impl Engines {
                 let pool = BrowserPool::start(config.clone(), self.allow_private).await?;
                 relay(pool.subscribe(), self.events.clone(), EngineEvent::Browser);
                 for reason in crate::browser::RecycleReason::ALL {
-                    metrics::counter!(crate::ops::metrics::BROWSER_RECYCLES_TOTAL, "reason" => reason.as_str()).absolute(0);
+                    metrics::counter!(crate::ops::metrics::BROWSER_RECYCLES_TOTAL, "reason" => reason.as_str())
+                        .absolute(0);
                 }
                 Ok::<_, BrowserError>(pool)
             })

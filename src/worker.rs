@@ -273,7 +273,7 @@ fn heartbeat_fields(shared: Arc<Shared>, in_flight: Arc<AtomicU64>) -> impl Fn()
     let started_ms = crate::job::now_ms();
     move || {
         let report = shared.counters.report();
-        vec![
+        let mut fields = vec![
             ("worker", shared.worker_id.clone()),
             ("started_ms", started_ms.to_string()),
             ("updated_ms", crate::job::now_ms().to_string()),
@@ -283,7 +283,15 @@ fn heartbeat_fields(shared: Arc<Shared>, in_flight: Arc<AtomicU64>) -> impl Fn()
             ("retried", report.retried.to_string()),
             ("dead", report.dead.to_string()),
             ("handed_back", report.handed_back.to_string()),
-        ]
+        ];
+        let engines = shared.pipeline.engines();
+        if let Some(json) = engines.wasm().and_then(|pool| serde_json::to_string(&pool.stats()).ok()) {
+            fields.push(("wasm", json));
+        }
+        if let Some(json) = engines.browser().and_then(|pool| serde_json::to_string(&pool.stats()).ok()) {
+            fields.push(("browser", json));
+        }
+        fields
     }
 }
 

@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::publish::Publisher;
 use crate::broker::{Lane, Topology, connect};
 use crate::config::{Config, WireFormat};
+use crate::engines::{Engines, ExtractEngine};
 use crate::job::{JobRequest, JobResult, encode};
 use crate::producer::{JobTemplate, enqueue};
 use crate::sample_site;
 use crate::store::Store;
 use crate::worker::{self, WorkerOptions};
+use riptide_extractor::Mode;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct BenchOptions {
 /// Figures of one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunFigures {
+    /// The extraction engine of this run.
+    pub engine: ExtractEngine,
     /// Extraction-only rate, pages per second.
     pub extract_per_sec: f64,
     /// Pipeline throughput, jobs per second.
@@ -63,23 +67,27 @@ pub async fn run(base: &Config, options: &BenchOptions) -> anyhow::Result<Vec<Ru
     let urls: Vec<String> = (0..options.pages).map(|n| format!("http://{addr}/articles/{n}")).collect();
     let pages = fetch_pages(base, &urls).await?;
     let mut figures = Vec::new();
+    // Engines alternate within each run, so machine noise hits both alike.
     for run in 1..=options.runs {
-        let mut config = base.clone();
-        config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        config.allow_private_networks = true;
-        let config = Arc::new(config);
-        let result = one_run(&config, options, &urls, &pages).await;
-        cleanup(&config).await;
-        let run_figures = result?;
-        eprintln!(
-            "run {run}: extract-only {:.0} pages/s, pipeline {:.0} jobs/s (ratio {:.2}), latency p50 {:.1} ms p99 {:.1} ms",
-            run_figures.extract_per_sec,
-            run_figures.jobs_per_sec,
-            run_figures.ratio(),
-            run_figures.p50_ms,
-            run_figures.p99_ms
-        );
-        figures.push(run_figures);
+        for engine in [ExtractEngine::Wasm, ExtractEngine::Native] {
+            let mut config = base.clone();
+            config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+            config.allow_private_networks = true;
+            config.worker.engine = engine;
+            let config = Arc::new(config);
+            let result = one_run(&config, options, &urls, &pages).await;
+            cleanup(&config).await;
+            let run_figures = result?;
+            eprintln!(
+                "run {run} {engine:?}: extract-only {:.0} pages/s, pipeline {:.0} jobs/s (ratio {:.2}), latency p50 {:.1} ms p99 {:.1} ms",
+                run_figures.extract_per_sec,
+                run_figures.jobs_per_sec,
+                run_figures.ratio(),
+                run_figures.p50_ms,
+                run_figures.p99_ms
+            );
+            figures.push(run_figures);
+        }
     }
     stop.cancel();
     Ok(figures)
@@ -92,7 +100,7 @@ async fn one_run(
     pages: &[(String, String)],
 ) -> anyhow::Result<RunFigures> {
     super::migrate_namespace(config).await?;
-    let extract_per_sec = extraction_only(pages, options.jobs, config.worker.concurrency).await?;
+    let extract_per_sec = extraction_only(config, pages, options.jobs).await?;
     let topology = Topology::new(&config.namespace)?;
     let connection = connect(&config.amqp_url, "riptide-bench").await?;
     let channel = connection.create_channel().await?;
@@ -151,6 +159,7 @@ async fn one_run(
     connection.close(200, "bench done".into()).await?;
     latencies.sort_by(f64::total_cmp);
     Ok(RunFigures {
+        engine: config.worker.engine,
         extract_per_sec,
         jobs_per_sec,
         p50_ms: percentile(&latencies, 0.50),
@@ -177,30 +186,33 @@ async fn fetch_pages(config: &Config, urls: &[String]) -> anyhow::Result<Vec<(St
     Ok(pages)
 }
 
-/// Extracts `count` pages with `parallelism` blocking tasks, as the worker's extraction
-/// stage would, and returns pages per second.
-async fn extraction_only(pages: &[(String, String)], count: usize, parallelism: usize) -> anyhow::Result<f64> {
+/// Extracts `count` pages with the engine of `config` and the worker's parallelism, as the
+/// worker's extraction stage would, and returns pages per second.
+async fn extraction_only(config: &Config, pages: &[(String, String)], count: usize) -> anyhow::Result<f64> {
+    let engines = Engines::start(config).await?;
     let pages = Arc::new(pages.to_vec());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..parallelism.max(1) {
-        let (pages, next) = (pages.clone(), next.clone());
-        tasks.push(tokio::task::spawn_blocking(move || -> Result<(), riptide_extractor::ExtractError> {
+    for _ in 0..config.worker.concurrency.max(1) {
+        let (pages, next, engines) = (pages.clone(), next.clone(), engines.clone());
+        tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= count {
-                    return Ok(());
+                    return anyhow::Ok(());
                 }
                 let (url, html) = &pages[i % pages.len()];
-                riptide_extractor::extract(html, url, &riptide_extractor::Options::default())?;
+                engines.extract("article", html.clone(), url.clone(), Mode::Article, Duration::from_secs(30)).await?;
             }
         }));
     }
     for task in tasks {
         task.await??;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    engines.close().await;
+    Ok(rate)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -14,8 +14,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use riptide_extractor::{Document, Mode, Options};
 
+use crate::browser::{BrowserPool, RenderRequest, looks_client_rendered};
 use crate::config::Config;
 use crate::fetch::Fetcher;
+use crate::job::Render;
 use crate::wasm::ExtractorPool;
 
 /// Options of `riptide extract`.
@@ -33,6 +35,10 @@ pub struct ExtractArgs {
     /// Which extractor runs: the sandboxed WASM component or the native core.
     #[arg(long, value_enum, default_value = "wasm")]
     pub engine: EngineArg,
+    /// How to get a URL: static HTTP, headless Chromium, or auto (static unless the page
+    /// looks client-rendered).
+    #[arg(long, value_parser = super::parse_render, default_value = "static")]
+    pub render: crate::job::Render,
     /// The page's URL, for resolving relative links of a file (default: file:// of the path).
     #[arg(long)]
     pub url: Option<String>,
@@ -112,11 +118,7 @@ pub async fn run(config: &Config, args: ExtractArgs) -> anyhow::Result<ExitCode>
 
 async fn single(config: &Config, extractor: &Extractor, input: &str, args: &ExtractArgs) -> anyhow::Result<ExitCode> {
     let (html, url) = if input.starts_with("http://") || input.starts_with("https://") {
-        let url: url::Url = input.parse()?;
-        let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
-        let page =
-            fetcher.fetch(&url, &Default::default(), Duration::from_secs(30), config.allow_private_networks).await?;
-        (page.html, page.final_url.to_string())
+        fetch_page(config, &input.parse()?, args.render).await?
     } else {
         let path = Path::new(input);
         (read_page(path)?, args.url.clone().unwrap_or_else(|| file_url(path)))
@@ -128,6 +130,36 @@ async fn single(config: &Config, extractor: &Extractor, input: &str, args: &Extr
         OutputFormat::Text => println!("{}", doc.text),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches or renders a URL as the worker would for the same render mode.
+async fn fetch_page(config: &Config, url: &url::Url, render: Render) -> anyhow::Result<(String, String)> {
+    let timeout = Duration::from_secs(30);
+    let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
+    let fetch_static = || async {
+        let page = fetcher.fetch(url, &Default::default(), timeout, config.allow_private_networks).await?;
+        anyhow::Ok((page.html, page.final_url.to_string()))
+    };
+    let render_headless = || async {
+        let pool = BrowserPool::start(config.browser.clone(), config.allow_private_networks).await?;
+        let rendered = pool.render(&RenderRequest { url: url.clone(), timeout, wait_for: None }).await;
+        pool.close().await?;
+        let page = rendered?;
+        anyhow::Ok((page.html, page.final_url.to_string()))
+    };
+    match render {
+        Render::Static => fetch_static().await,
+        Render::Headless => render_headless().await,
+        Render::Auto => {
+            let (html, final_url) = fetch_static().await?;
+            if looks_client_rendered(&html) {
+                eprintln!("the static page looks client-rendered; rendering it in Chromium");
+                render_headless().await
+            } else {
+                Ok((html, final_url))
+            }
+        }
+    }
 }
 
 /// Reads a page file, gunzipping `.gz`, and decodes it with its own charset declaration.

@@ -82,6 +82,9 @@ pub enum Command {
         #[arg(long)]
         brief: bool,
     },
+    /// Compile every configured extractor component to its AOT artifact ahead of time, so a
+    /// starting worker loads instead of compiling.
+    Precompile,
     /// Extract one page (file, .html.gz or URL) or a directory of pages, with no broker.
     Extract(extract::ExtractArgs),
     /// One screen of queues, dead letters and workers.
@@ -191,6 +194,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Results { follow, max, brief } => results(&config, follow, max, brief).await,
         Command::Status { id } => status(&config, &id).await,
         Command::Extract(args) => extract::run(&config, args).await,
+        Command::Precompile => {
+            for path in crate::wasm::precompile(&config.wasm).await? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stats { watch, json } => stats_command(&config, watch, json).await,
         Command::Dlq(command) => dlq::run(&config, command).await,
         Command::SampleSite { addr, pages } => sample_site(addr, pages).await,
@@ -464,20 +473,24 @@ async fn sample_site(addr: SocketAddr, pages: usize) -> anyhow::Result<ExitCode>
 
 async fn bench_command(config: &Config, jobs: usize, pages: usize, runs: usize) -> anyhow::Result<ExitCode> {
     let figures = bench::run(config, &bench::BenchOptions { jobs, pages, runs }).await?;
-    let pick = |f: fn(&bench::RunFigures) -> f64| bench::median(figures.iter().map(f).collect());
     println!(
-        "riptide bench: {jobs} jobs x {runs} runs, {pages} distinct ~100 KB pages, concurrency {}",
+        "riptide bench: {jobs} jobs x {runs} runs per engine, {pages} distinct ~100 KB pages, concurrency {}",
         config.worker.concurrency
     );
-    println!("| figure (median of {runs}) | value |");
-    println!("|---|---|");
-    println!("| extraction only (same pages, same parallelism) | {:.0} pages/s |", pick(|f| f.extract_per_sec));
-    println!(
-        "| pipeline throughput (broker + fetch + extract + Redis + result) | {:.0} jobs/s |",
-        pick(|f| f.jobs_per_sec)
-    );
-    println!("| pipeline / extraction-only | {:.2} |", pick(bench::RunFigures::ratio));
-    println!("| queue-to-result latency p50 at half load | {:.1} ms |", pick(|f| f.p50_ms));
-    println!("| queue-to-result latency p99 at half load | {:.1} ms |", pick(|f| f.p99_ms));
+    println!("| figure (median of {runs} runs) | wasm (default) | native |");
+    println!("|---|---|---|");
+    let row = |label: &str, unit: &str, f: fn(&bench::RunFigures) -> f64| {
+        let pick = |engine| bench::median(figures.iter().filter(|r| r.engine == engine).map(f).collect());
+        println!(
+            "| {label} | {:.2} {unit} | {:.2} {unit} |",
+            pick(crate::engines::ExtractEngine::Wasm),
+            pick(crate::engines::ExtractEngine::Native)
+        );
+    };
+    row("extraction only (same pages, same parallelism)", "pages/s", |f| f.extract_per_sec);
+    row("pipeline throughput (broker + fetch + extract + Redis + result)", "jobs/s", |f| f.jobs_per_sec);
+    row("pipeline / extraction-only", "", bench::RunFigures::ratio);
+    row("queue-to-result latency p50 at half load", "ms", |f| f.p50_ms);
+    row("queue-to-result latency p99 at half load", "ms", |f| f.p99_ms);
     Ok(ExitCode::SUCCESS)
 }

@@ -120,6 +120,55 @@ fn urlencoding_decode(raw: &str) -> String {
     url::form_urlencoded::parse(format!("x={raw}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
+/// The pools of one worker, from the JSON its heartbeat carries.
+fn pool_lines(worker: &HashMap<String, String>) -> String {
+    let mut out = String::new();
+    let name = worker.get("worker").map_or("-", String::as_str);
+    if let Some(wasm) = worker.get("wasm").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) {
+        out.push_str(&format!(
+            "  {name} wasm: slots {}/{}, tier memory {} / {} MiB, compiles {}\n",
+            wasm["slots_in_use"],
+            wasm["slots"],
+            wasm["tier_memory_bytes"].as_u64().unwrap_or(0) >> 20,
+            wasm["memory_budget_bytes"].as_u64().unwrap_or(0) >> 20,
+            wasm["compiles"]
+        ));
+        for e in wasm["extractors"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "    {:<12} tier {:<5} hot {}/{}  leases hot {} warm {} cold {}  breaker {}  fallbacks {}\n",
+                e["name"].as_str().unwrap_or("-"),
+                e["tier"].as_str().unwrap_or("-"),
+                e["hot_idle"],
+                e["hot_target"],
+                e["leases_hot"],
+                e["leases_warm"],
+                e["leases_cold"],
+                e["breaker"].as_str().unwrap_or("-"),
+                e["fallbacks"]
+            ));
+        }
+    }
+    if let Some(browser) = worker.get("browser").and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) {
+        out.push_str(&format!(
+            "  {name} browsers: {} alive, {} leased tabs, {} warm contexts, pages ok {}, crashes {}\n",
+            browser["browsers_alive"],
+            browser["leases"],
+            browser["warm_contexts"],
+            browser["pages_ok"],
+            browser["browser_crashes"]
+        ));
+        for b in browser["browsers"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "    pid {}  pages {}  PSS {} MiB\n",
+                b["pid"],
+                b["pages"],
+                b["pss_bytes"].as_u64().unwrap_or(0) >> 20
+            ));
+        }
+    }
+    out
+}
+
 /// The one-screen table.
 pub fn render(stats: &Stats) -> String {
     let mut out = format!("namespace {}\n\n", stats.namespace);
@@ -152,6 +201,9 @@ pub fn render(stats: &Stats) -> String {
             field(w, "dead"),
             field(w, "handed_back")
         ));
+    }
+    for w in &stats.workers {
+        out.push_str(&pool_lines(w));
     }
     if !stats.management_api {
         out.push_str("\n(unacked counts and rates need RabbitMQ's management API: ops.management_url)\n");

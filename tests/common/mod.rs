@@ -267,13 +267,31 @@ fn page(n: usize) -> Response {
         .into_response()
 }
 
+/// A client-rendered page: an empty app root that a script fills with an article after load
+/// (and, 300 ms later, an element `#late`), plus a `<noscript>` asking for JavaScript.
+pub fn spa_page(n: usize) -> String {
+    let paragraphs: Vec<String> = (0..12)
+        .map(|i| format!("Paragraph {i} of rendered story {n}: the harbour council measured the water levels again after the storm, and engineers reported that the new barriers held through the night while residents watched the tide."))
+        .collect();
+    let body = paragraphs.iter().map(|p| format!("<p>{p}</p>")).collect::<String>();
+    format!(
+        r#"<!doctype html><html lang="en"><head><title>Rendered story {n}</title></head><body>
+<noscript>You need to enable JavaScript to run this app.</noscript><div id="root"></div>
+<script>window.addEventListener('load', function () {{
+  document.getElementById('root').innerHTML = '<article><h1>Rendered story {n}</h1>{body}</article>';
+  setTimeout(function () {{ var d = document.createElement('div'); d.id = 'late'; d.textContent = 'late'; document.body.appendChild(d); }}, 300);
+}});</script></body></html>"#
+    )
+}
+
 /// Starts the fixture site:
 /// - `/page/{n}`: an article page;
 /// - `/slow/{ms}/{n}`: the same after `ms` milliseconds;
 /// - `/flaky/{fails}/{key}`: 503 (Retry-After: `?retry_after` seconds if given) for the first `fails` hits of `key`, then a page;
 /// - `/status/{code}`: an empty response with that status;
 /// - `/hang`: never answers within a test's patience;
-/// - `/huge`: 20 MB of HTML; `/binary`: an image.
+/// - `/huge`: 20 MB of HTML; `/binary`: an image;
+/// - `/spa/{n}`: a client-rendered page (see [`spa_page`]).
 pub async fn start_site() -> Site {
     let state = SiteState::default();
     let router = Router::new()
@@ -319,6 +337,13 @@ pub async fn start_site() -> Site {
             }),
         )
         .route("/binary", get(|| async { ([(header::CONTENT_TYPE, "image/png")], vec![0u8; 1024]).into_response() }))
+        .route(
+            "/spa/{n}",
+            get(|State(s): State<SiteState>, Path(n): Path<usize>| async move {
+                s.hit(format!("/spa/{n}"));
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], spa_page(n)).into_response()
+            }),
+        )
         .with_state(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
