@@ -27,8 +27,8 @@ pub enum WasmError {
     /// No embedded default component and no `default_component` configured.
     #[error("no `article` component: this binary was built without one; set wasm.default_component")]
     NoDefaultComponent,
-    /// The epoch ticker thread could not be started.
-    #[error("could not start the epoch ticker thread: {0}")]
+    /// The epoch ticker or reaper thread could not be started.
+    #[error("could not start a wasm pool thread: {0}")]
     Ticker(#[source] std::io::Error),
     /// The engine could not be built (settings this host does not support).
     #[error("wasm engine: {0}")]

@@ -139,6 +139,8 @@ struct Inner {
     ticker: Mutex<Option<EpochTicker>>,
     background: Mutex<Option<tokio::task::JoinHandle<()>>>,
     rejected: AtomicU64,
+    /// Tears released instances down off the request path (see `lease.rs`).
+    reaper: super::lease::Reaper,
 }
 
 /// One named extractor.
@@ -401,6 +403,7 @@ impl Inner {
             ticker: Mutex::new(Some(ticker)),
             background: Mutex::new(None),
             rejected: AtomicU64::new(rejected as u64),
+            reaper: super::lease::start_reaper().map_err(WasmError::Ticker)?,
         };
         for source in sources(&inner.config)? {
             let entry = inner.load_entry(source)?;
@@ -485,7 +488,7 @@ impl Inner {
 
     fn lease_from(&self, entry: &Entry, tier: Tier, ready: Ready) -> Lease {
         entry.leases[tier_index(tier)].fetch_add(1, Ordering::Relaxed);
-        Lease::new(entry.name.clone(), tier, ready, self.settings())
+        Lease::new(entry.name.clone(), tier, ready, self.settings(), self.reaper.clone())
     }
 
     /// A free slot: at once if there is one, else by evicting another extractor's idle hot
