@@ -340,51 +340,44 @@ impl Store {
     /// Every live worker's heartbeat record.
     pub async fn workers(&self) -> Result<Vec<HashMap<String, String>>, StoreError> {
         let mut conn = self.pool.get().await?;
-        let pattern = format!("{}:worker:*", self.prefix);
-        let mut cursor: u64 = 0;
         let mut workers = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(200)
-                .query_async(&mut conn)
-                .await?;
-            for key in keys {
-                let record: HashMap<String, String> = conn.hgetall(&key).await?;
-                if !record.is_empty() {
-                    workers.push(record);
-                }
+        for key in self.keys_matching(&format!("{}:worker:*", self.prefix)).await? {
+            let record: HashMap<String, String> = conn.hgetall(&key).await?;
+            if !record.is_empty() {
+                workers.push(record);
             }
-            if next == 0 {
-                return Ok(workers);
-            }
-            cursor = next;
         }
+        Ok(workers)
     }
 
     /// Deletes every key of this namespace (benchmarks and tests clean up with it).
     pub async fn delete_namespace(&self) -> Result<u64, StoreError> {
+        let keys = self.keys_matching(&format!("{}:*", self.prefix)).await?;
         let mut conn = self.pool.get().await?;
-        let pattern = format!("{}:*", self.prefix);
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
+        for chunk in keys.chunks(500) {
+            deleted += conn.del::<_, u64>(chunk).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Every key matching `pattern`, by SCAN (never KEYS, which blocks Redis).
+    async fn keys_matching(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let mut cursor: u64 = 0;
+        let mut found = Vec::new();
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(500)
                 .query_async(&mut conn)
                 .await?;
-            if !keys.is_empty() {
-                deleted += conn.del::<_, u64>(&keys).await?;
-            }
+            found.extend(keys);
             if next == 0 {
-                return Ok(deleted);
+                return Ok(found);
             }
             cursor = next;
         }
