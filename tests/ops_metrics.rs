@@ -16,7 +16,7 @@ use riptide::producer::JobTemplate;
 use tokio_util::sync::CancellationToken;
 
 async fn get(url: &str) -> (u16, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    riptide::fetch::install_crypto_provider();
     let response = reqwest::Client::new().get(url).send().await.unwrap();
     let status = response.status().as_u16();
     (status, String::from_utf8_lossy(&response.bytes().await.unwrap()).into_owned())

@@ -115,7 +115,6 @@ pub struct Outcome {
 pub struct DlqSession {
     channel: Channel,
     publisher: Publisher,
-    topology: Topology,
     limits: JobLimits,
     held: Vec<(DeadLetter, BasicGetMessage)>,
 }
@@ -141,7 +140,7 @@ impl DlqSession {
             let Some(message) = got else { break };
             held.push((describe(&message, limits), message));
         }
-        Ok(DlqSession { channel, publisher, topology: topology.clone(), limits: limits.clone(), held })
+        Ok(DlqSession { channel, publisher, limits: limits.clone(), held })
     }
 
     /// The dead letters read, in queue order.
@@ -225,7 +224,6 @@ impl DlqSession {
         if let Some(id) = delivery.properties.message_id() {
             properties = properties.with_message_id(id.clone());
         }
-        let _ = &self.topology;
         Ok((body, properties, lane))
     }
 

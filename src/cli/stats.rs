@@ -95,7 +95,7 @@ async fn management_figures(config: &Config, depths: &[QueueDepth]) -> Option<Ha
     };
     let user = urlencoding_decode(amqp.username());
     let password = amqp.password().map(urlencoding_decode);
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::fetch::install_crypto_provider();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).no_proxy().build().ok()?;
     let mut figures = HashMap::new();
     for queue in depths.iter().flat_map(|d| d.queues.iter()) {

@@ -150,9 +150,7 @@ pub struct FetcherBuildError(#[from] reqwest::Error);
 impl Fetcher {
     /// Builds the client. `allow_private` lets fetches reach non-public addresses.
     pub fn new(config: &FetchConfig, allow_private: bool) -> Result<Self, FetcherBuildError> {
-        // reqwest is built without a bundled crypto provider; ring is installed here once.
-        // A second install fails harmlessly when another part of the process did it first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let max_redirects = config.max_redirects;
         let policy = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max_redirects {
@@ -239,6 +237,13 @@ impl Fetcher {
         let html = decode_body(&body, content_type.as_deref());
         Ok(FetchedPage { final_url, status: status.as_u16(), html, body_bytes: body.len(), elapsed: Duration::ZERO })
     }
+}
+
+/// Installs ring as the process's TLS crypto provider. reqwest is built without a bundled
+/// provider, so every HTTP client of riptide calls this first; a second install fails
+/// harmlessly when another part of the process did it already.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn job_headers(headers: &std::collections::BTreeMap<String, String>) -> HeaderMap {
