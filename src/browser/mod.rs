@@ -14,6 +14,7 @@ mod instance;
 mod pool;
 mod process;
 mod render;
+mod session;
 
 pub use config::{BrowserConfig, BrowserConfigError};
 pub use detect::looks_client_rendered;

@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
-use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use serde::Deserialize;
 use url::Url;
 
@@ -118,7 +116,7 @@ pub(crate) async fn render(
     config: &BrowserConfig,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
-    let crashed = instance.watch(&tab.page);
+    let crashed = instance.watch(&tab.session);
     let result = tokio::select! {
         biased;
         () = crashed.cancelled() => Err(BrowserError::Crashed(CrashKind::Renderer)),
@@ -127,7 +125,7 @@ pub(crate) async fn render(
             result.unwrap_or(Err(BrowserError::Timeout(request.timeout)))
         }
     };
-    instance.forget(tab.page.target_id());
+    instance.forget(tab.session.target());
     match result {
         Err(error @ (BrowserError::Cdp { .. } | BrowserError::CdpTimeout { .. })) => {
             Err(cause_of_failure(instance, &crashed, error).await)
@@ -166,14 +164,14 @@ async fn navigate_and_capture(
     config: &BrowserConfig,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
-    let navigate = tab.page.execute(NavigateParams::new(request.url.as_str()));
+    let navigate = tab.session.call("Page.navigate", serde_json::json!({ "url": request.url.as_str() }));
     // Navigation is bounded by the job's timeout (the caller's), not by `cdp_timeout_ms`.
     let navigated = navigate.await.map_err(|source| BrowserError::Cdp { call: "Page.navigate", source })?;
-    if let Some(error_text) = navigated.result.error_text.clone() {
-        if let Some(blocked) = instance.blocked_document(tab.page.target_id()) {
+    if let Some(error_text) = navigated.get("errorText").and_then(serde_json::Value::as_str) {
+        if let Some(blocked) = instance.blocked_document(tab.session.target()) {
             return Err(BrowserError::Blocked(blocked));
         }
-        return Err(BrowserError::Navigation { url: request.url.to_string(), error_text });
+        return Err(BrowserError::Navigation { url: request.url.to_string(), error_text: error_text.to_owned() });
     }
     let captured = capture(tab, request, config, started).await?;
     finish(captured, request, started)
@@ -190,17 +188,9 @@ async fn capture(
     loop {
         let wait = request.timeout.saturating_sub(started.elapsed()).saturating_sub(SCRIPT_MARGIN);
         let expression = capture_expression(request.wait_for.as_deref(), config, wait);
-        let params = EvaluateParams {
-            await_promise: Some(true),
-            return_by_value: Some(true),
-            ..EvaluateParams::new(expression)
-        };
-        match tab.page.evaluate_expression(params).await {
-            Ok(result) => {
-                return result
-                    .into_value::<Captured>()
-                    .map_err(|source| BrowserError::Cdp { call: "Runtime.evaluate", source: source.into() });
-            }
+        let params = serde_json::json!({ "expression": expression, "awaitPromise": true, "returnByValue": true });
+        match tab.session.call("Runtime.evaluate", params).await.and_then(captured) {
+            Ok(captured) => return Ok(captured),
             Err(_) if attempt < CONTEXT_RETRIES => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -208,6 +198,17 @@ async fn capture(
             Err(source) => return Err(BrowserError::Cdp { call: "Runtime.evaluate", source }),
         }
     }
+}
+
+/// The capture script's value out of a `Runtime.evaluate` answer; a thrown exception (such as
+/// the context destroyed by a client-side navigation) is an error, so the caller retries.
+fn captured(mut answer: serde_json::Value) -> Result<Captured, chromiumoxide::error::CdpError> {
+    if let Some(exception) = answer.get("exceptionDetails") {
+        let text = exception.get("text").and_then(serde_json::Value::as_str).unwrap_or("exception");
+        return Err(chromiumoxide::error::CdpError::ChromeMessage(format!("capture script: {text}")));
+    }
+    let value = answer.pointer_mut("/result/value").map(serde_json::Value::take).unwrap_or_default();
+    Ok(serde_json::from_value(value)?)
 }
 
 /// The in-page expression that waits for `load`, then for `wait_for` (at most `wait`) or the
