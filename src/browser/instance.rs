@@ -11,16 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chromiumoxide::Browser;
 use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
 use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams as FetchEnableParams, EventRequestPaused, FailRequestParams, RequestPattern,
     RequestStage,
 };
 use chromiumoxide::cdp::browser_protocol::network::{ErrorReason, ResourceType};
-use chromiumoxide::Browser;
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams, EventReceivedMessageFromTarget,
-    EventTargetCrashed, TargetId,
+    CloseTargetParams, CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+    EventReceivedMessageFromTarget, EventTargetCrashed, TargetId,
 };
 use chromiumoxide::handler::HandlerConfig;
 use futures_util::StreamExt;
@@ -209,8 +209,7 @@ impl Instance {
         let crashes = self.cdp("listen crashes", self.browser.event_listener::<EventTargetCrashed>()).await?;
         let (shared, dead) = (self.shared.clone(), self.dead.clone());
         self.tasks.spawn(watch_crashes(crashes, shared, dead));
-        let messages =
-            self.cdp("listen tabs", self.browser.event_listener::<EventReceivedMessageFromTarget>()).await?;
+        let messages = self.cdp("listen tabs", self.browser.event_listener::<EventReceivedMessageFromTarget>()).await?;
         let (shared, dead) = (self.shared.clone(), self.dead.clone());
         self.tasks.spawn(route_messages(messages, shared, dead));
         if !guard.intercepts() {
@@ -311,10 +310,16 @@ impl Instance {
         self.cdp("Target.attachToTarget", attach).await
     }
 
-    /// Closes a tab by disposing its context (cookies, storage and renderer go with it).
+    /// Closes a tab, then disposes its context (cookies and storage go with it). A hidden
+    /// tab outlives the disposal of its context (measured: one live renderer left per job),
+    /// so it is closed first.
     pub(crate) async fn close_tab(&self, tab: Tab) -> Result<(), BrowserError> {
-        self.forget(tab.session.target());
-        self.dispose(tab.context).await
+        let target = tab.session.target().clone();
+        self.forget(&target);
+        drop(tab.session);
+        let closed = self.cdp("Target.closeTarget", self.browser.execute(CloseTargetParams::new(target))).await;
+        let disposed = self.dispose(tab.context).await;
+        closed.and(disposed).map(drop)
     }
 
     async fn dispose(&self, context: BrowserContextId) -> Result<(), BrowserError> {
