@@ -8,8 +8,9 @@
 //!   instance of a hot extractor goes back to its hot list, so `lease_release_hot` is a pop and a
 //!   push, NOT the cost of serving a document: see the `used_*` cases for that;
 //! - `used_<tier>_*`: a real small extraction: `lease`, `call` (until the document is back: what
-//!   a job waits), and for warm `slot_back` (until the used instance is torn down and its slot
-//!   free again, measured from the lease);
+//!   a job waits; it includes the used instance's teardown, which runs in the call's task before
+//!   the document returns), and for warm `slot_back` (until its slot is free again, measured from
+//!   the lease);
 //! - `block_on_empty`: what `rt.block_on` of a ready future costs, included in every case above;
 //! - `pool_compile_and_store`: the pool's compile and store of a component it has no artifact
 //!   for.
