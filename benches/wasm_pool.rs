@@ -1,10 +1,23 @@
-//! Lease + release latency of the WASM pool per tier (hot: a pop; warm: an instantiation; cold:
-//! a verified artifact load, link and instantiation), the pool's compile-and-store of a new
-//! component, and a fresh `Component::from_file` compile as the yardstick; all in one run,
-//! with a summary of medians and each one's ratio to the fresh compile.
+//! Lease latencies of the WASM pool per tier, in one run, each median against a fresh
+//! `Component::from_file` compile (the yardstick):
 //!
-//! Run: `cargo bench --bench wasm_pool` (the embedded `article` component is the subject).
-//! It must not assert anything: figures vary with the machine's load.
+//! - `lease_<tier>`: until the caller holds a callable instance (hot: a pop; warm: an
+//!   instantiation from the `InstancePre`; cold: a verified artifact load, link and
+//!   instantiation);
+//! - `lease_release_<tier>`: lease then `release()` of the never-called instance. A pristine
+//!   instance of a hot extractor goes back to its hot list, so `lease_release_hot` is a pop and a
+//!   push, NOT the cost of serving a document: see the `used_*` cases for that;
+//! - `used_<tier>_*`: a real small extraction: `lease`, `call` (until the document is back: what
+//!   a job waits; it includes the used instance's teardown, which runs in the call's task before
+//!   the document returns), and for warm `slot_back` (until its slot is free again, measured from
+//!   the lease);
+//! - `block_on_empty`: what `rt.block_on` of a ready future costs, included in every case above;
+//! - `pool_compile_and_store`: the pool's compile and store of a component it has no artifact
+//!   for.
+//!
+//! The production Prometheus recorder is installed, so metric updates cost what they cost in a
+//! worker. Run: `cargo bench --bench wasm_pool` (the embedded `article` component is the
+//! subject). It must not assert anything: figures vary with the machine's load.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,13 +29,29 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use riptide::wasm::{ExtractorPool, Tier, WasmConfig};
 
+/// A small article page: enough for the extractor to do real work, small enough that the call
+/// does not hide the pool's own costs.
+const PAGE: &str = "<html><head><title>Tides</title></head><body><article><h1>Tides</h1>\
+    <p>Spring tides happen twice a month, when the sun and the moon line up and their pulls add \
+    up. Neap tides fall between them, when the two pull at right angles.</p>\
+    <p>Harbour masters publish tables a year ahead, because the motions are regular enough to \
+    predict to the minute.</p></article></body></html>";
+const BUDGET: Duration = Duration::from_secs(20);
+
 thread_local! {
-    /// Every timed iteration, by case, for the summary (criterion keeps its own statistics).
-    static SAMPLES: RefCell<BTreeMap<&'static str, Vec<Duration>>> = const { RefCell::new(BTreeMap::new()) };
+    /// Every timed iteration, by case in order of first appearance, for the summary (criterion
+    /// keeps its own statistics of each benchmark's total).
+    static SAMPLES: RefCell<Vec<(&'static str, Vec<Duration>)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn record(case: &'static str, d: Duration) {
-    SAMPLES.with(|s| s.borrow_mut().entry(case).or_default().push(d));
+    SAMPLES.with(|s| {
+        let mut s = s.borrow_mut();
+        match s.iter_mut().find(|(c, _)| *c == case) {
+            Some((_, v)) => v.push(d),
+            None => s.push((case, vec![d])),
+        }
+    });
 }
 
 fn config(cache: &Path, components: &Path) -> WasmConfig {
@@ -42,38 +71,83 @@ fn config(cache: &Path, components: &Path) -> WasmConfig {
     }
 }
 
-/// Waits (untimed) until `article` has an idle hot instance again.
-fn wait_hot(pool: &ExtractorPool) {
-    for _ in 0..10_000 {
-        if pool.stats().extractors[0].hot_idle > 0 {
-            return;
-        }
-        std::thread::sleep(Duration::from_micros(50));
+/// Polls (untimed unless the caller times it) until `ok` holds, for at most a second.
+fn wait_until(mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(1);
+    while !ok() && Instant::now() < until {
+        std::thread::yield_now();
     }
 }
 
-fn lease_case(
-    c: &mut Criterion,
-    rt: &tokio::runtime::Runtime,
-    pool: &ExtractorPool,
-    name: &'static str,
-    case: &'static str,
-) {
-    c.bench_function(case, |b| {
+/// Waits (untimed) until `article` has its full hot list again (the refill after a used lease).
+fn wait_hot(pool: &ExtractorPool) {
+    wait_until(|| {
+        let stats = pool.stats();
+        stats.extractors[0].hot_idle >= stats.extractors[0].hot_target
+    });
+}
+
+fn lease_case(c: &mut Criterion, rt: &tokio::runtime::Runtime, pool: &ExtractorPool, name: &str, tier: &'static str) {
+    let (lease_only, both) = match tier {
+        "hot" => ("lease_hot", "lease_release_hot"),
+        "warm" => ("lease_warm", "lease_release_warm"),
+        _ => ("lease_cold_from_aot", "lease_release_cold_from_aot"),
+    };
+    c.bench_function(both, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                if name == "article" {
-                    wait_hot(pool);
-                }
+                wait_hot(pool);
                 let start = Instant::now();
-                rt.block_on(async {
+                let leased = rt.block_on(async {
                     let lease = pool.lease(name).await.unwrap();
+                    let leased = start.elapsed();
                     lease.release().await;
+                    leased
                 });
                 let d = start.elapsed();
-                record(case, d);
+                record(lease_only, leased);
+                record(both, d);
                 total += d;
+            }
+            total
+        })
+    });
+}
+
+/// Lease, one real extraction (the instance is then discarded, never reused), and for an
+/// extractor without a hot list, the wait until its slot is free again (teardown done).
+fn used_case(c: &mut Criterion, rt: &tokio::runtime::Runtime, pool: &ExtractorPool, name: &str, tier: &'static str) {
+    let [lease_c, call_c, slot_c] = match tier {
+        "hot" => ["used_hot_lease", "used_hot_call", "used_hot_slot_back"],
+        _ => ["used_warm_lease", "used_warm_call", "used_warm_slot_back"],
+    };
+    let busy = || pool.stats().slots_in_use;
+    c.bench_function(call_c, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                wait_hot(pool);
+                let before = busy();
+                let start = Instant::now();
+                let (leased, called) = rt.block_on(async {
+                    let lease = pool.lease(name).await.unwrap();
+                    let leased = start.elapsed();
+                    let options = riptide_extractor::Options::default();
+                    lease
+                        .extract(PAGE.to_owned(), "https://example.org/tides".to_owned(), options, BUDGET)
+                        .await
+                        .unwrap();
+                    (leased, start.elapsed())
+                });
+                record(lease_c, leased);
+                record(call_c, called - leased);
+                total += called - leased;
+                if tier != "hot" {
+                    // A hot extractor's refill takes a slot too, so only warm's count is clean.
+                    wait_until(|| busy() <= before);
+                    record(slot_c, start.elapsed());
+                }
             }
             total
         })
@@ -100,6 +174,7 @@ fn slow_case(c: &mut Criterion, case: &'static str, mut run: impl FnMut()) {
 }
 
 fn bench(c: &mut Criterion) {
+    riptide::ops::exporter::install().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let work = tempfile::tempdir().unwrap();
     let components = work.path().join("components");
@@ -113,9 +188,22 @@ fn bench(c: &mut Criterion) {
     std::fs::write(&article, wasm).unwrap();
     let pool = rt.block_on(ExtractorPool::start(config(&work.path().join("cache"), &components))).unwrap();
 
-    lease_case(c, &rt, &pool, "article", "lease_release_hot");
-    lease_case(c, &rt, &pool, "warm", "lease_release_warm");
-    lease_case(c, &rt, &pool, "cold", "lease_release_cold_from_aot");
+    c.bench_function("block_on_empty", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let one = Instant::now();
+                rt.block_on(async {});
+                record("block_on_empty", one.elapsed());
+            }
+            start.elapsed()
+        })
+    });
+    lease_case(c, &rt, &pool, "article", "hot");
+    lease_case(c, &rt, &pool, "warm", "warm");
+    lease_case(c, &rt, &pool, "cold", "cold");
+    used_case(c, &rt, &pool, "article", "hot");
+    used_case(c, &rt, &pool, "warm", "warm");
 
     // The yardstick: a fresh compile with the same engine settings and no artifact cache.
     let mut plain = wasmtime::Config::new();
@@ -147,8 +235,11 @@ fn median(v: &mut [Duration]) -> Duration {
 fn summary() {
     SAMPLES.with(|s| {
         let mut s = s.borrow_mut();
-        let compile = median(s.get_mut("component_from_file").map(Vec::as_mut_slice).unwrap_or_default());
+        let compile =
+            s.iter_mut().find(|(c, _)| *c == "component_from_file").map(|(_, v)| median(v)).unwrap_or_default();
         println!("\nsummary (median over every timed iteration; ratio = median / fresh Component::from_file compile)");
+        println!("lease_release_hot returns the never-called instance to the hot list (a pop and a push);");
+        println!("a document's real path is used_hot_lease + used_hot_call (the used instance is never reused).");
         println!("{:<30} {:>8} {:>14} {:>12}", "case", "samples", "median", "ratio");
         for (case, v) in s.iter_mut() {
             let m = median(v);

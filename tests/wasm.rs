@@ -108,6 +108,28 @@ async fn the_default_extractor_serves_from_the_hot_tier() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_released_uncalled_goes_back_to_the_hot_list() {
+    let cache = tempfile::tempdir().unwrap();
+    let pool = ExtractorPool::start(config(cache.path())).await.unwrap();
+    let idle = || pool.stats().extractors[0].hot_idle;
+    let full = pool.stats().extractors[0].hot_target;
+    assert!(full >= 1 && idle() == full, "{:?}", pool.stats());
+    let in_use = pool.stats().slots_in_use;
+
+    let lease = pool.lease("article").await.unwrap();
+    assert_eq!((lease.tier(), idle()), (Tier::Hot, full - 1));
+    lease.release().await;
+    assert_eq!((idle(), pool.stats().slots_in_use), (full, in_use), "kept, not torn down and rebuilt");
+    // The Drop fallback shelves it too.
+    drop(pool.lease("article").await.unwrap());
+    assert_eq!(idle(), full);
+    // A called instance is used up; the refill replaces it.
+    extract(&pool, "article", PAGE, BUDGET).await.unwrap();
+    assert_eq!(pool.stats().extractors[0].leases_hot, 3);
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_calls_are_stopped_and_the_pool_keeps_serving() {
     let cache = tempfile::tempdir().unwrap();
     let dir = extractor_dir(&[("hostile", "hostile")]);

@@ -9,15 +9,22 @@
 //! recompiled and overwritten. wasmtime does not checksum what it loads, so riptide keeps its own
 //! manifest (`riptide-artifacts.json`: SHA-256 of every artifact file it saw written) and, before
 //! any load, deletes every file whose checksum does not match or that it did not write (corrupt,
-//! tampered or foreign). This guards against corruption and strangers' files, not against an
+//! tampered or foreign). Each file is hashed once per process (at open, or its first load):
+//! later loads compare its metadata (device, inode, size, mtime, ctime) with what was recorded
+//! when it was verified, and hash it again only if that changed, which a rewrite cannot avoid
+//! (ctime cannot be set back). A file changed within `RACY_MARGIN` of its verification might
+//! keep coarse timestamps, so it stays unrecorded and is hashed on every load until it is older.
+//! This guards against corruption and strangers' files, not against an
 //! attacker who can also rewrite the manifest: the directory is created private (0700).
 //!
 //! It owns the directory and the manifest; it must not instantiate or lease (`pool.rs`).
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -30,6 +37,9 @@ use super::error::WasmError;
 const MANIFEST: &str = "riptide-artifacts.json";
 /// Format version of the manifest; another version is discarded (all artifacts then rebuild).
 const MANIFEST_VERSION: u32 = 1;
+/// How old a file's last change must be for its metadata to vouch for it: file timestamps may
+/// be as coarse as a scheduler tick, so a rewrite right after the hash could keep them.
+const RACY_MARGIN: Duration = Duration::from_secs(2);
 
 /// How a component's compiled code was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +69,39 @@ struct Manifest {
     version: u32,
     /// Artifact file (relative to the cache directory) -> its checksum and its component.
     files: BTreeMap<String, Entry>,
+    /// Files hashed by this process, with their metadata then (never written to disk).
+    #[serde(skip)]
+    verified: BTreeMap<String, Stamp>,
+}
+
+/// What a file's metadata says about its content: any rewrite changes at least the ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Result<Self, WasmError> {
+        let m = std::fs::metadata(path).map_err(|source| WasmError::Io { path: path.to_path_buf(), source })?;
+        Ok(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// True if the file last changed long enough before `now` (see `RACY_MARGIN`).
+    fn settled(&self, now: SystemTime) -> bool {
+        let newest = self.mtime.max(self.ctime);
+        let changed = UNIX_EPOCH + Duration::new(newest.0.max(0).unsigned_abs(), newest.1.clamp(0, 999_999_999) as u32);
+        now.duration_since(changed).is_ok_and(|age| age >= RACY_MARGIN)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -159,7 +202,8 @@ impl ArtifactStore {
     }
 
     /// Deletes artifact files that fail their checksum or that the manifest does not know.
-    /// With `only`, checks just that component's files (a cold load); otherwise every file.
+    /// With `only`, checks just that component's files (a cold load); otherwise every file. A
+    /// file verified before whose metadata is unchanged is not read again.
     /// Returns how many were removed and the components they belonged to (when known).
     fn sweep_locked(&self, manifest: &mut Manifest, only: Option<&str>) -> Result<(usize, Vec<String>), WasmError> {
         let mut removed = 0;
@@ -172,10 +216,19 @@ impl ArtifactStore {
             {
                 continue;
             }
-            let bytes = std::fs::read(&path).map_err(|source| WasmError::Io { path: path.clone(), source })?;
-            if entry.as_ref().is_some_and(|e| e.sha256 == sha256_hex(&bytes)) {
+            let stamp = Stamp::of(&path)?;
+            if entry.is_some() && manifest.verified.get(&rel) == Some(&stamp) {
                 continue;
             }
+            let bytes = std::fs::read(&path).map_err(|source| WasmError::Io { path: path.clone(), source })?;
+            if entry.as_ref().is_some_and(|e| e.sha256 == sha256_hex(&bytes)) {
+                // Taken before the read: a change during it alters the metadata, so it is seen.
+                if stamp.settled(SystemTime::now()) {
+                    manifest.verified.insert(rel, stamp);
+                }
+                continue;
+            }
+            manifest.verified.remove(&rel);
             components.extend(entry.map(|e| e.component_sha256));
             tracing::warn!(path = %path.display(), "Removed a compiled artifact that riptide did not write or that fails its checksum.");
             std::fs::remove_file(&path).map_err(|source| WasmError::Io { path: path.clone(), source })?;
@@ -197,6 +250,8 @@ impl ArtifactStore {
             }
             let bytes = std::fs::read(&path).map_err(|source| WasmError::Io { path: path.clone(), source })?;
             let entry = Entry { sha256: sha256_hex(&bytes), component_sha256: component_sha256.to_owned() };
+            // Just written, so not settled: the next loads hash it until it is (see `Stamp`).
+            manifest.verified.remove(&rel);
             manifest.files.insert(rel, entry);
         }
         self.save(manifest)
@@ -270,5 +325,44 @@ mod tests {
             std::fs::write(sub.join(name), b"x").unwrap();
         }
         assert_eq!(artifact_files(dir.path()).unwrap(), vec![sub.join("abc")]);
+    }
+
+    #[test]
+    fn a_just_changed_file_is_not_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let stamp = Stamp::of(&file).unwrap();
+        assert!(!stamp.settled(SystemTime::now()));
+        assert!(stamp.settled(SystemTime::now() + RACY_MARGIN + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn an_artifact_rewritten_after_its_verification_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::wasm::WasmConfig { aot_cache_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+        let (engine, cache) = crate::wasm::engine::build(&config).unwrap();
+        let (store, _) = ArtifactStore::open(config.cache_dir(), cache).unwrap();
+        let wasm = crate::wasm::embedded::ARTICLE;
+        let sha = sha256_hex(wasm);
+        assert_eq!(store.load(&engine, "article", wasm, &sha).unwrap().1, ArtifactOutcome::Compiled);
+        // As if verified long ago: later loads trust the metadata instead of hashing.
+        let files = store.files_of(&sha);
+        {
+            let mut manifest = store.manifest.lock().unwrap();
+            for file in &files {
+                manifest.verified.insert(store.relative(file), Stamp::of(file).unwrap());
+            }
+        }
+        assert_eq!(store.load(&engine, "article", wasm, &sha).unwrap().1, ArtifactOutcome::Loaded);
+        // Past a timestamp tick, then the same size with a flipped byte: the ctime moved.
+        std::thread::sleep(Duration::from_millis(50));
+        for file in &files {
+            let mut bytes = std::fs::read(file).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0xff;
+            std::fs::write(file, bytes).unwrap();
+        }
+        assert_eq!(store.load(&engine, "article", wasm, &sha).unwrap().1, ArtifactOutcome::Rebuilt);
     }
 }

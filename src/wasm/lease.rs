@@ -1,6 +1,8 @@
 //! A lease: one fresh instance of one extractor, holding one pool slot, serving one document.
-//! `release().await` returns the slot; dropping an unreleased lease returns it too and logs (the
-//! fallback). It must not pick instances or tiers (`pool.rs` does).
+//! `release().await` of a never-called instance offers it back to its extractor's hot list (it
+//! is still pristine) and otherwise tears it down, returning the slot; dropping an unreleased
+//! lease does the same and logs (the fallback). A called instance is never reused. It must not
+//! pick instances or tiers (`pool.rs` does, behind [`Home`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,15 +26,26 @@ pub(crate) struct Ready {
     pub(crate) permit: OwnedSemaphorePermit,
 }
 
-/// What a call needs besides the instance.
-#[derive(Debug, Clone)]
+/// What a call needs besides the instance; computed once per pool, copied into each lease.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct CallSettings {
     pub(crate) epoch_tick: Duration,
     pub(crate) fuel: Option<u64>,
     pub(crate) max_input_bytes: u64,
 }
 
-/// Where released instances go to be dropped: tearing a store down (resetting its pool slot)
+/// The extractor a lease came from, as far as the lease needs it (`pool.rs` implements it).
+pub(crate) trait Home: Send + Sync {
+    /// The extractor's name.
+    fn name(&self) -> &Arc<str>;
+    /// Takes back a never-called instance if the extractor's hot list wants it; otherwise
+    /// hands it back, to be torn down.
+    fn shelve(&self, ready: Ready) -> Option<Ready>;
+    /// A call used a hot instance up: the hot list needs a refill.
+    fn spent(&self);
+}
+
+/// Where dropped leases' instances go to be torn down: tearing a store down (resetting its pool slot)
 /// costs tens of µs, which a dedicated thread pays instead of the job.
 pub(crate) type Reaper = std::sync::mpsc::Sender<Ready>;
 
@@ -49,7 +62,7 @@ pub(crate) fn start_reaper() -> Result<Reaper, std::io::Error> {
 
 /// One leased instance. Serves one document ([`Lease::extract`]), then is released.
 pub struct Lease {
-    extractor: Arc<str>,
+    home: Arc<dyn Home>,
     tier: Tier,
     ready: Option<Ready>,
     settings: CallSettings,
@@ -58,20 +71,23 @@ pub struct Lease {
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease").field("extractor", &self.extractor).field("tier", &self.tier).finish_non_exhaustive()
+        f.debug_struct("Lease").field("extractor", self.home.name()).field("tier", &self.tier).finish_non_exhaustive()
     }
 }
 
 impl Lease {
-    pub(crate) fn new(extractor: Arc<str>, tier: Tier, ready: Ready, settings: CallSettings, reaper: Reaper) -> Self {
+    pub(crate) fn new(home: Arc<dyn Home>, tier: Tier, ready: Ready, settings: CallSettings, reaper: Reaper) -> Self {
         metrics::counter!(m::WASM_LEASES_TOTAL, "tier" => tier.as_str()).increment(1);
-        Lease { extractor, tier, ready: Some(ready), settings, reaper }
+        Lease { home, tier, ready: Some(ready), settings, reaper }
     }
 
-    /// Hands the instance to the reaper thread (or drops it here if that thread is gone).
+    /// The Drop fallback: shelves the never-called instance, or hands it to the reaper thread
+    /// (or drops it here if that thread is gone). False if the lease was already used up.
     fn reap(&mut self) -> bool {
         let Some(ready) = self.ready.take() else { return false };
-        if let Err(std::sync::mpsc::SendError(ready)) = self.reaper.send(ready) {
+        if let Some(ready) = self.home.shelve(ready)
+            && let Err(std::sync::mpsc::SendError(ready)) = self.reaper.send(ready)
+        {
             drop(ready);
         }
         true
@@ -84,12 +100,16 @@ impl Lease {
 
     /// The extractor's name.
     pub fn extractor(&self) -> &str {
-        &self.extractor
+        self.home.name()
     }
 
     /// Extracts one page in this instance, off the async runtime, stopped at `budget` (epoch
     /// deadline) and at the per-call memory cap. The instance is discarded afterwards, whatever
-    /// happened (no state carries over between documents; a trapped instance is unusable).
+    /// happened (no state carries over between documents; a trapped instance is unusable). The
+    /// teardown stays in the call's task, before the document is handed back: measured on two
+    /// loaded cores, sending the document first and tearing down after made the job wait
+    /// longer (the woken caller then competes with the teardown for a core). A hot lease asks
+    /// for its refill after the call, so that instantiation does not compete with the call.
     pub async fn extract(
         mut self,
         html: String,
@@ -98,31 +118,41 @@ impl Lease {
         budget: Duration,
     ) -> Result<riptide_extractor::Document, WasmError> {
         let Some(ready) = self.ready.take() else { return Err(WasmError::Closed) };
-        let (extractor, settings) = (self.extractor.clone(), self.settings.clone());
-        let task =
-            tokio::task::spawn_blocking(move || call(ready, &extractor, &html, &url, &options, budget, &settings));
+        let (home, settings, hot) = (self.home.clone(), self.settings, self.tier == Tier::Hot);
+        // In the task, not after its await: a cancelled job must not leave the hot list short.
+        let task = tokio::task::spawn_blocking(move || {
+            let result = call(ready, home.name(), &html, &url, &options, budget, &settings);
+            if hot {
+                home.spent();
+            }
+            result
+        });
         let result = task.await.map_err(|e| WasmError::Crashed(e.to_string()))?;
         metrics::counter!(m::WASM_CALLS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
         result
     }
 
-    /// Returns the slot, tearing the (never called) instance down here: measured on two loaded
-    /// cores, handing it to the reaper thread made lease+release slower (the teardown competes
-    /// for the same cores and the slot comes back later), so only the `Drop` fallback uses it.
+    /// Ends a lease whose instance was never called: it goes back to the extractor's hot list
+    /// when that list wants it (the instance is still pristine), else it is torn down here and
+    /// the slot returned. Measured on two loaded cores, handing the teardown to the reaper
+    /// thread made lease+release slower (it competes for the same cores and the slot comes back
+    /// later), so only the `Drop` fallback uses it.
     pub async fn release(mut self) {
-        drop(self.ready.take());
+        if let Some(ready) = self.ready.take() {
+            drop(self.home.shelve(ready));
+        }
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.reap() {
-            tracing::debug!(extractor = %self.extractor, tier = self.tier.as_str(), "WASM lease dropped without release; slot returned.");
+            tracing::debug!(extractor = %self.home.name(), tier = self.tier.as_str(), "WASM lease dropped without release; slot returned.");
         }
     }
 }
 
-/// Runs one call in `ready`'s store (blocking).
+/// Runs one call in `ready`'s store (blocking), then drops it (the teardown).
 fn call(
     mut ready: Ready,
     extractor: &str,

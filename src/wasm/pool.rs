@@ -21,7 +21,7 @@ use super::embedded;
 use super::engine::{self, EpochTicker, Host};
 use super::error::WasmError;
 use super::events::WasmEvent;
-use super::lease::{CallSettings, Lease, Ready};
+use super::lease::{CallSettings, Home, Lease, Ready};
 use super::tier::{self, Candidate, Demand, Limits, Tier};
 use crate::ops::metrics as m;
 
@@ -132,15 +132,18 @@ struct Inner {
     /// instantly when full, so this is where waiting happens.
     slots: Arc<Semaphore>,
     events: broadcast::Sender<WasmEvent>,
-    closed: AtomicBool,
+    /// Shared with every entry, which checks it before taking an instance back.
+    closed: Arc<AtomicBool>,
     stop: CancellationToken,
-    /// Wakes the background task to refill hot tiers after a hot lease.
+    /// Wakes the background task to refill hot tiers after a call used up a hot instance.
     refill: Arc<Notify>,
     ticker: Mutex<Option<EpochTicker>>,
     background: Mutex<Option<tokio::task::JoinHandle<()>>>,
     rejected: AtomicU64,
-    /// Tears released instances down off the request path (see `lease.rs`).
+    /// Tears dropped leases' instances down off the request path (see `lease.rs`).
     reaper: super::lease::Reaper,
+    /// Copied into every lease (computed once, not per lease).
+    settings: CallSettings,
 }
 
 /// One named extractor.
@@ -157,6 +160,31 @@ struct Entry {
     leases: [AtomicU64; 3],
     fallbacks: AtomicU64,
     state: Mutex<EntryState>,
+    /// The pool's: set by `close`, after which no instance is taken back.
+    closed: Arc<AtomicBool>,
+    /// The pool's: wakes the background refill.
+    refill: Arc<Notify>,
+}
+
+impl Home for Entry {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn shelve(&self, ready: Ready) -> Option<Ready> {
+        let mut state = lock(&self.state);
+        // Read under the lock `close` empties the hot lists with, so nothing is shelved after.
+        if self.closed.load(Ordering::SeqCst) || state.tier != Tier::Hot || state.hot.len() >= state.hot_target as usize
+        {
+            return Some(ready);
+        }
+        state.hot.push(ready);
+        None
+    }
+
+    fn spent(&self) {
+        self.refill.notify_one();
+    }
 }
 
 /// Mutable per-extractor state; a std mutex, held for pops and pushes only, never across an
@@ -354,9 +382,9 @@ fn read(path: &Path) -> Result<Vec<u8>, WasmError> {
     std::fs::read(path).map_err(|source| WasmError::Io { path: path.to_path_buf(), source })
 }
 
-/// Measures demand, rebalances and refills every interval, and refills after hot leases. Holds
-/// the pool weakly: when every handle is gone without `close`, it ends at its next wake-up (and
-/// dropping the pool stops the epoch ticker).
+/// Measures demand, rebalances and refills every interval, and refills after hot instances are
+/// used up. Holds the pool weakly: when every handle is gone without `close`, it ends at its
+/// next wake-up (and dropping the pool stops the epoch ticker).
 async fn background(inner: Weak<Inner>, stop: CancellationToken, refill: Arc<Notify>) {
     let Some(interval) = inner.upgrade().map(|i| i.config.rebalance_interval_ms) else { return };
     let mut tick = tokio::time::interval(Duration::from_millis(interval));
@@ -389,15 +417,21 @@ impl Inner {
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick())?;
         let (artifacts, rejected) = ArtifactStore::open(config.cache_dir(), cache)?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let settings = CallSettings {
+            epoch_tick: config.epoch_tick(),
+            fuel: config.fuel_per_call,
+            max_input_bytes: config.max_input_bytes,
+        };
         let mut inner = Inner {
             slots: Arc::new(Semaphore::new(config.slots as usize)),
+            settings,
             config,
             engine,
             artifacts,
             entries: Vec::new(),
             by_name: HashMap::new(),
             events,
-            closed: AtomicBool::new(false),
+            closed: Arc::new(AtomicBool::new(false)),
             stop: CancellationToken::new(),
             refill: Arc::new(Notify::new()),
             ticker: Mutex::new(Some(ticker)),
@@ -445,6 +479,8 @@ impl Inner {
             leases: Default::default(),
             fallbacks: AtomicU64::new(0),
             state: Mutex::new(state),
+            closed: self.closed.clone(),
+            refill: self.refill.clone(),
         })
     }
 
@@ -458,19 +494,12 @@ impl Inner {
             .ok_or_else(|| WasmError::UnknownExtractor(name.to_owned()))
     }
 
-    fn settings(&self) -> CallSettings {
-        CallSettings {
-            epoch_tick: self.config.epoch_tick(),
-            fuel: self.config.fuel_per_call,
-            max_input_bytes: self.config.max_input_bytes,
-        }
-    }
-
     async fn lease(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<Lease, WasmError> {
         entry.interval_leases.fetch_add(1, Ordering::Relaxed);
+        // No refill here: a lease released uncalled goes back to the list; the call that uses
+        // the instance up asks for the refill (`Home::spent`).
         let popped = lock(&entry.state).hot.pop();
         if let Some(ready) = popped {
-            self.refill.notify_one();
             return Ok(self.lease_from(entry, Tier::Hot, ready));
         }
         let permit = self.acquire_slot(entry).await?;
@@ -486,9 +515,9 @@ impl Inner {
         Ok(self.lease_from(entry, tier, Ready { store, instance, permit }))
     }
 
-    fn lease_from(&self, entry: &Entry, tier: Tier, ready: Ready) -> Lease {
+    fn lease_from(&self, entry: &Arc<Entry>, tier: Tier, ready: Ready) -> Lease {
         entry.leases[tier_index(tier)].fetch_add(1, Ordering::Relaxed);
-        Lease::new(entry.name.clone(), tier, ready, self.settings(), self.reaper.clone())
+        Lease::new(entry.clone(), tier, ready, self.settings, self.reaper.clone())
     }
 
     /// A free slot: at once if there is one, else by evicting another extractor's idle hot
@@ -712,7 +741,17 @@ impl Inner {
             let Ok(permit) = self.slots.clone().try_acquire_owned() else { return };
             let mut store = engine::new_store(&self.engine, &self.config);
             match pre.instantiate(&mut store) {
-                Ok(instance) => lock(&entry.state).hot.push(Ready { store, instance, permit }),
+                Ok(instance) => {
+                    let ready = Ready { store, instance, permit };
+                    let mut state = lock(&entry.state);
+                    // A released lease may have filled the list meanwhile; then this one goes.
+                    if state.tier != Tier::Hot || state.hot.len() >= state.hot_target as usize {
+                        drop(state);
+                        drop(ready);
+                        return;
+                    }
+                    state.hot.push(ready);
+                }
                 Err(e) => {
                     tracing::warn!(extractor = %entry.name, error = %e, "Could not pre-instantiate a WASM extractor.");
                     return;
