@@ -33,7 +33,7 @@ pub struct BrowserConfig {
     /// Most jobs (tabs) one browser serves at once. On 2 cores one browser saturates at 3-4.
     pub tabs_per_browser: usize,
     /// Fresh incognito contexts (each with its renderer started) kept ready per browser, so a
-    /// lease does not pay ~0.2 s for them. 0 creates every context on the request path.
+    /// lease does not pay for a context and its new renderer. 0 creates every context on the request path.
     pub warm_contexts: usize,
     /// Pages a browser renders before it is recycled (drained, then replaced). 0 = never.
     pub pages_per_browser: u64,

@@ -280,7 +280,7 @@ impl Instance {
         self.shared.renderer_crashed.load(Ordering::Relaxed)
     }
 
-    /// Opens a hidden tab in a fresh incognito context (a new renderer: ~0.1 s here).
+    /// Opens a hidden tab in a fresh incognito context (a new renderer process).
     pub(crate) async fn open_tab(&self) -> Result<Tab, BrowserError> {
         let context = self
             .cdp(
