@@ -456,45 +456,54 @@ async fn abandon(mut launched: process::Launched, profile_dir: &Path, error: Bro
     error
 }
 
-/// Cancels the crash token of a tab whose renderer died, and flags the browser.
-async fn watch_crashes(
-    mut crashes: chromiumoxide::listeners::EventStream<EventTargetCrashed>,
-    shared: Arc<Shared>,
+/// Handles each event of `events` until the stream ends or the browser is dead.
+async fn until_dead<T>(
+    mut events: chromiumoxide::listeners::EventStream<T>,
     dead: CancellationToken,
-) {
+    mut handle: impl FnMut(Arc<T>),
+) where
+    T: chromiumoxide::cdp::IntoEventKind + Unpin,
+{
     loop {
         let event = tokio::select! {
-            event = crashes.next() => event,
+            event = events.next() => event,
             () = dead.cancelled() => None,
         };
         let Some(event) = event else { break };
-        shared.renderer_crashed.store(true, Ordering::Relaxed);
-        if let Some((token, _)) = lock(&shared.leased).get(&event.target_id) {
-            token.cancel();
-        }
+        handle(event);
     }
 }
 
-/// Routes every tab's answers and events (see `session.rs`); a renderer crash flags the
-/// browser, like a browser-level crash event.
-async fn route_messages(
-    mut messages: chromiumoxide::listeners::EventStream<EventReceivedMessageFromTarget>,
+/// Cancels the crash token of a tab whose renderer died, and flags the browser.
+fn renderer_crashed(shared: &Shared, target: &TargetId) {
+    shared.renderer_crashed.store(true, Ordering::Relaxed);
+    if let Some((token, _)) = lock(&shared.leased).get(target) {
+        token.cancel();
+    }
+}
+
+/// Browser-level crash events.
+async fn watch_crashes(
+    crashes: chromiumoxide::listeners::EventStream<EventTargetCrashed>,
     shared: Arc<Shared>,
     dead: CancellationToken,
 ) {
-    loop {
-        let message = tokio::select! {
-            message = messages.next() => message,
-            () = dead.cancelled() => None,
-        };
-        let Some(message) = message else { break };
+    until_dead(crashes, dead, |event| renderer_crashed(&shared, &event.target_id)).await;
+}
+
+/// Routes every tab's answers and events (see `session.rs`); a crash seen by a tab's own
+/// session counts like a browser-level crash event.
+async fn route_messages(
+    messages: chromiumoxide::listeners::EventStream<EventReceivedMessageFromTarget>,
+    shared: Arc<Shared>,
+    dead: CancellationToken,
+) {
+    until_dead(messages, dead, |message| {
         if let Delivered::Crashed(target) = shared.router.deliver(&message) {
-            shared.renderer_crashed.store(true, Ordering::Relaxed);
-            if let Some((token, _)) = lock(&shared.leased).get(&target) {
-                token.cancel();
-            }
+            renderer_crashed(&shared, &target);
         }
-    }
+    })
+    .await;
 }
 
 /// Applies the [`RequestGuard`] to each paused request.
