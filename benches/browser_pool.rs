@@ -7,7 +7,9 @@
 //! default 1000), `BENCH_NAIVE_PAGES` (default 30: a
 //! browser launch per page is slow), `BENCH_RUNS` (default 1), `BENCH_TABS` (pool tabs,
 //! default 3), `BENCH_WARM` (warm contexts, default = tabs), `BENCH_EXTRA_ARGS` (Chromium
-//! switches for the pool, space-separated, no `--`), `BENCH_POOL_ONLY=1` (only the pooled
+//! switches for the pool, space-separated, no `--`), `BENCH_GUARD=1` (the pool's in-browser
+//! request guard on, as in production, with the fixture's origin allowed; off by default: the
+//! other strategies have no guard), `BENCH_POOL_ONLY=1` (only the pooled
 //! path: a long run for its peak PSS). It prints pages/s, p50/p99 latency and peak PSS (sum over every Chromium
 //! process of the strategy, sampled every 100 ms from /proc) per strategy and run, then the
 //! medians over runs. It asserts nothing: figures on 2 shared cores are noisy.
@@ -170,9 +172,11 @@ async fn pooled(addr: SocketAddr, n: usize, tabs: usize, root: &Path) -> (Figure
         extra_args: std::env::var("BENCH_EXTRA_ARGS")
             .map(|args| args.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default(),
+        guard_allow_origins: vec![format!("http://{addr}")],
         ..BrowserConfig::default()
     };
-    let pool = BrowserPool::start(config, true).await.unwrap();
+    let guard = env("BENCH_GUARD", 0) == 1;
+    let pool = BrowserPool::start(config, !guard).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await; // let the warm contexts fill, as in service
     let sampler = PssSampler::start(root.to_path_buf());
     let started = Instant::now();
