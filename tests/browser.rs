@@ -18,7 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use riptide::browser::{
-    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, CrashKind, RecycleReason, RenderRequest,
+    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, CrashKind, RecycleReason, RenderRequest, RenderedPage,
     looks_client_rendered,
 };
 use url::Url;
@@ -291,19 +291,28 @@ async fn hard_memory_limit_evicts_and_the_next_job_gets_a_new_browser() {
     close_and_check(pool).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_browser_mid_render_is_retryable_and_the_pool_recovers() {
-    let _serial = SERIAL.lock().await;
-    let fixture = fixture().await;
-    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+/// A pool with one browser rendering the slow page: leased, then `into` the render. Returns
+/// the pool, the browser's PID and the render's task, for the kill tests.
+async fn slow_render_under_way(
+    fixture: &Fixture,
+    into: Duration,
+) -> (BrowserPool, u32, tokio::task::JoinHandle<Result<RenderedPage, BrowserError>>) {
+    let pool = BrowserPool::start(config(fixture), false).await.unwrap();
     let browser_pid = pool.stats().browsers[0].pid;
-
     let render = tokio::spawn({
         let (pool, request) = (pool.clone(), request(fixture.url("/slow"), None));
         async move { pool.render(&request).await }
     });
     wait_until(&pool, "the lease", |stats| stats.leases == 1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(into).await;
+    (pool, browser_pid, render)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_browser_mid_render_is_retryable_and_the_pool_recovers() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let (pool, browser_pid, render) = slow_render_under_way(&fixture, Duration::from_millis(500)).await;
     kill(browser_pid);
 
     let error = render.await.unwrap().unwrap_err();
@@ -324,15 +333,7 @@ async fn killing_the_browser_mid_render_is_retryable_and_the_pool_recovers() {
 async fn killing_the_renderer_mid_render_is_retryable_and_the_pool_recovers() {
     let _serial = SERIAL.lock().await;
     let fixture = fixture().await;
-    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
-    let browser_pid = pool.stats().browsers[0].pid;
-
-    let render = tokio::spawn({
-        let (pool, request) = (pool.clone(), request(fixture.url("/slow"), None));
-        async move { pool.render(&request).await }
-    });
-    wait_until(&pool, "the lease", |stats| stats.leases == 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (pool, browser_pid, render) = slow_render_under_way(&fixture, Duration::from_millis(800)).await;
     let victims = renderers(browser_pid);
     assert!(!victims.is_empty());
     victims.into_iter().for_each(kill);
