@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::TestEnv;
+use common::{TestEnv, repo_file};
 use riptide::job::Render;
 use riptide::ops::health::Health;
 use riptide::producer::JobTemplate;
@@ -35,8 +35,7 @@ fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 /// Every metric name the dashboard's queries use.
 fn dashboard_metrics() -> BTreeSet<String> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/grafana/dashboards/riptide.json"))
-        .unwrap();
+    let text = std::fs::read_to_string(repo_file("docker/grafana/dashboards/riptide.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut names = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -129,13 +128,13 @@ async fn metrics_endpoint_exposes_every_family_with_matching_counts() {
 
 #[test]
 fn compose_file_parses_and_names_the_services() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/compose.yaml")).unwrap();
+    let text = std::fs::read_to_string(repo_file("docker/compose.yaml")).unwrap();
     let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
     let services = &docs[0]["services"];
     for name in ["rabbitmq", "redis", "migrate", "worker-1", "worker-2", "prometheus", "grafana"] {
         assert!(!services[name].is_badvalue(), "service {name} missing");
     }
-    let prometheus = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/prometheus.yml")).unwrap();
+    let prometheus = std::fs::read_to_string(repo_file("docker/prometheus.yml")).unwrap();
     let prometheus = yaml_rust2::YamlLoader::load_from_str(&prometheus).unwrap();
     assert!(!prometheus[0]["scrape_configs"][0]["static_configs"].is_badvalue());
     assert!(!dashboard_metrics().is_empty());

@@ -24,7 +24,10 @@ const BUDGET: Duration = Duration::from_secs(20);
 fn components() -> &'static Path {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // Read at run time: a test binary reused from a clone at another path (one shared
+        // target dir) would otherwise carry that clone's path.
+        let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+        let root = root.as_path();
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let target =
             exe.ancestors().find(|p| p.join("CACHEDIR.TAG").exists()).unwrap_or(root).join("riptide-test-components");

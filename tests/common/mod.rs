@@ -372,6 +372,14 @@ async fn flaky(
 }
 
 /// A free TCP port on loopback (bound, then released).
+/// A file of the repository. Cargo sets `CARGO_MANIFEST_DIR` when it runs a test, and it is
+/// read then, not at compile time: a test binary reused from a clone at another path (one
+/// shared target dir, as `.ci/run` sets up) would otherwise look in that clone.
+pub fn repo_file(relative: &str) -> std::path::PathBuf {
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests");
+    std::path::Path::new(&root).join(relative)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
