@@ -17,7 +17,7 @@ fn component() -> PathBuf {
     }
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../target"));
     let path = target.join(COMPONENT_PATH);
     assert!(
         path.exists(),
@@ -28,7 +28,7 @@ fn component() -> PathBuf {
 }
 
 fn inputs() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../core/tests/pages");
+    let dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../core/tests/pages");
     let mut pages: Vec<(String, String)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| {

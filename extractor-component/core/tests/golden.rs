@@ -8,7 +8,10 @@
 use riptide_extractor::{Document, ExtractError, Mode, Options, decode_html, extract, info};
 
 fn page(name: &str) -> String {
-    let path = format!("{}/tests/pages/{name}", env!("CARGO_MANIFEST_DIR"));
+    // Read at run time (cargo sets it for tests): a binary reused from a clone at another path,
+    // through a shared target dir, would otherwise look in that clone.
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let path = format!("{root}/tests/pages/{name}");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     decode_html(&bytes, None)
 }
