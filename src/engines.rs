@@ -15,6 +15,7 @@ use url::Url;
 use crate::browser::{BrowserConfig, BrowserError, BrowserEvent, BrowserPool, RenderRequest, RenderedPage};
 use crate::config::Config;
 use crate::failure::{Failure, FailureReason};
+use crate::native::{self, NativeError};
 use crate::wasm::{ExtractorPool, WasmError, WasmEvent};
 
 /// Engine name reported when the native core ran by configuration.
@@ -55,18 +56,12 @@ impl crate::ops::events::PoolEvent for EngineEvent {
 /// Why extraction produced no document.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractStageError {
-    /// The native extractor refused the page or failed on it.
-    #[error("extractor: {0}")]
-    Native(#[from] riptide_extractor::ExtractError),
+    /// The native core failed, timed out or died.
+    #[error(transparent)]
+    Native(#[from] NativeError),
     /// The WASM pool failed (its error says whether retrying can help).
     #[error(transparent)]
     Wasm(#[from] WasmError),
-    /// The native extraction did not finish within the job's budget.
-    #[error("extraction did not finish within {0:?}")]
-    Timeout(Duration),
-    /// The native extraction task died.
-    #[error("extraction task failed: {0}")]
-    Crashed(String),
 }
 
 impl ExtractStageError {
@@ -197,7 +192,7 @@ impl Engines {
                 })
             }
             None => Ok(Extracted {
-                document: extract_native(html, url, options, budget).await?,
+                document: native::extract(html, url, options, budget).await?,
                 engine: ENGINE_NATIVE,
                 tier: None,
             }),
@@ -259,21 +254,4 @@ fn relay<E: Clone + Send + 'static>(
             }
         }
     });
-}
-
-/// The native core on the blocking pool, awaited within `budget`. On timeout the thread
-/// still finishes the call (native code cannot be interrupted): the WASM engine, with its
-/// epoch deadline, is the default for that reason.
-pub async fn extract_native(
-    html: String,
-    url: String,
-    options: Options,
-    budget: Duration,
-) -> Result<Document, ExtractStageError> {
-    let task = tokio::task::spawn_blocking(move || riptide_extractor::extract(&html, &url, &options));
-    match tokio::time::timeout(budget, task).await {
-        Ok(Ok(result)) => Ok(result?),
-        Ok(Err(join_error)) => Err(ExtractStageError::Crashed(join_error.to_string())),
-        Err(_) => Err(ExtractStageError::Timeout(budget)),
-    }
 }

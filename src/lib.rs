@@ -11,6 +11,7 @@
 //! - [`fetch`]: static HTTP fetching with limits and the SSRF guard.
 //! - [`browser`]: headless rendering through a memory-limited pool of Chromium browsers.
 //! - [`engines`]: the extraction engine (WASM pool or native core) and the lazily started browser pool.
+//! - [`native`]: the native extractor core on the blocking pool, time-limited (one call for every user).
 //! - [`wasm`]: the tiered pool of WASM extractor instances (leases, tiers, breaker, artifacts).
 //! - [`store`]: Redis: documents, job state, schema version.
 //! - [`failure`]: the closed set of failure reasons and the retry decision.
@@ -28,6 +29,7 @@ pub mod engines;
 pub mod failure;
 pub mod fetch;
 pub mod job;
+pub mod native;
 pub mod ops;
 pub mod pipeline;
 pub mod producer;

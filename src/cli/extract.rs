@@ -91,9 +91,7 @@ impl Extractor {
         let options = Options { mode, ..Options::default() };
         match self {
             Extractor::Wasm(pool) => Ok(pool.extract("article", html, url, options, PAGE_BUDGET).await?.document),
-            Extractor::Native => {
-                Ok(tokio::task::spawn_blocking(move || riptide_extractor::extract(&html, &url, &options)).await??)
-            }
+            Extractor::Native => Ok(crate::native::extract(html, url, options, PAGE_BUDGET).await?),
         }
     }
 

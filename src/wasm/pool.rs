@@ -23,6 +23,7 @@ use super::error::WasmError;
 use super::events::WasmEvent;
 use super::lease::{CallSettings, Home, Lease, Ready};
 use super::tier::{self, Candidate, Demand, Limits, Tier};
+use crate::native::NativeError;
 use crate::ops::metrics as m;
 
 /// Capacity of the event channel; a subscriber that lags loses the oldest events.
@@ -625,11 +626,11 @@ impl Inner {
         }
         options.max_input_bytes = options.max_input_bytes.min(limit);
         let tier = lock(&entry.state).tier;
-        let task = tokio::task::spawn_blocking(move || riptide_extractor::extract(&html, &url, &options));
-        let document = match tokio::time::timeout(budget, task).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(e)) => return Err(WasmError::Crashed(e.to_string())),
-            Err(_) => return Err(WasmError::Timeout(budget)),
+        let document = match crate::native::extract(html, url, options, budget).await {
+            Ok(document) => document,
+            Err(NativeError::Extractor(e)) => return Err(e.into()),
+            Err(NativeError::Timeout(budget)) => return Err(WasmError::Timeout(budget)),
+            Err(NativeError::Crashed(e)) => return Err(WasmError::Crashed(e)),
         };
         entry.fallbacks.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::WASM_FALLBACKS_TOTAL).increment(1);
