@@ -2,7 +2,7 @@
 //! environment variables, checked as a whole before any connection opens.
 //!
 //! It owns loading and validation only; it must not open connections. Runtime knobs such as
-//! the log format are CLI flags (see `cli.rs`), not configuration.
+//! the log format are CLI flags (see `cli/mod.rs`), not configuration.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -92,7 +92,7 @@ pub struct WorkerConfig {
     /// Wire format of published results.
     pub result_format: WireFormat,
     /// Which extractor runs jobs: `wasm` (the sandboxed component pool) or `native`.
-    pub engine: crate::engines::ExtractEngine,
+    pub engine: ExtractBackend,
     /// Whether this worker may render pages in headless Chromium (`render` headless or auto).
     /// The browser pool starts on the first job that needs it.
     pub headless: bool,
@@ -154,6 +154,17 @@ pub struct StoreConfig {
     pub pool_size: usize,
     /// Longest pause between tries while Redis is unreachable, in milliseconds.
     pub max_wait_backoff_ms: u64,
+}
+
+/// Which extractor runs jobs (`worker.engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractBackend {
+    /// The sandboxed WASM component from the tiered pool.
+    #[default]
+    Wasm,
+    /// The native core in process (no sandbox; for comparison and debugging).
+    Native,
 }
 
 /// How messages are encoded on the wire.
@@ -233,25 +244,16 @@ impl Config {
         check(self.store.job_ttl_secs >= 1, "store.job_ttl_secs: must be at least 1");
         check(self.ops.poll_interval_ms >= 100, "ops.poll_interval_ms: must be at least 100");
         problems.extend(self.wasm.problems());
+        // Checked here, before any connection, not when the pool first launches.
+        if let Err(error) = self.browser.validate() {
+            problems.extend(error.problems.into_iter().map(|problem| format!("browser.{problem}")));
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 
     /// The grace period given to in-flight jobs on shutdown.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.worker.shutdown_grace_secs)
-    }
-}
-
-/// A URL with its password replaced by `***`, for logs and error messages.
-pub fn redact_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // set_password only fails for URLs that cannot have one, which we ruled out.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "<unparseable url>".to_string(),
     }
 }
 
@@ -288,12 +290,5 @@ mod tests {
         let figment = Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string("[worker]\nconcurency = 3"));
         let message = figment.extract::<Config>().unwrap_err().to_string();
         assert!(message.contains("concurency"), "{message}");
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        let redacted = redact_url("amqp://guest:secret@127.0.0.1:5672/%2f");
-        assert!(!redacted.contains("secret"));
-        assert!(redacted.contains("***"));
     }
 }

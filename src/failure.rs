@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{RejectReason, Rejection};
-
 /// The closed set of reasons a job can fail for. It labels metrics and dead letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,11 +41,14 @@ pub enum FailureReason {
     /// The headless browser crashed, was evicted over its memory limit, stopped answering,
     /// or no tab was free in time.
     Browser,
+    /// The message was delivered as often as its lane allows (`x-delivery-limit`) without
+    /// being settled: workers died or stopped on it every time.
+    DeliveryLimit,
 }
 
 impl FailureReason {
     /// Every reason, for initialising per-reason metrics at zero.
-    pub const ALL: [FailureReason; 14] = [
+    pub const ALL: [FailureReason; 15] = [
         FailureReason::Undecodable,
         FailureReason::TooLarge,
         FailureReason::InvalidJob,
@@ -62,6 +63,7 @@ impl FailureReason {
         FailureReason::Unsupported,
         FailureReason::StoreUnavailable,
         FailureReason::Browser,
+        FailureReason::DeliveryLimit,
     ];
 
     /// The snake_case name used in labels, headers and results.
@@ -81,6 +83,7 @@ impl FailureReason {
             FailureReason::Unsupported => "unsupported",
             FailureReason::StoreUnavailable => "store_unavailable",
             FailureReason::Browser => "browser",
+            FailureReason::DeliveryLimit => "delivery_limit",
         }
     }
 }
@@ -128,16 +131,5 @@ impl Failure {
     /// Whether a later attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self.retry, Retry::Later { .. })
-    }
-}
-
-impl From<Rejection> for Failure {
-    fn from(rejection: Rejection) -> Self {
-        let reason = match rejection.reason {
-            RejectReason::Undecodable => FailureReason::Undecodable,
-            RejectReason::TooLarge => FailureReason::TooLarge,
-            RejectReason::InvalidJob => FailureReason::InvalidJob,
-        };
-        Failure::permanent(reason, rejection.detail)
     }
 }

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::{JobLimits, WireFormat};
+use crate::failure::{Failure, FailureReason};
 pub use riptide_extractor::Mode;
 
 /// Version written into every message riptide produces (`v`).
@@ -189,20 +190,39 @@ pub fn decode_request(bytes: &[u8], content_type: Option<&str>, limits: &JobLimi
     let format = wire_format_of(bytes, content_type)?;
     ensure_map_shaped(bytes, format)?;
     match format {
-        WireFormat::Json => serde_json::from_slice(bytes).map_err(|e| {
-            let reason = if e.is_data() { RejectReason::InvalidJob } else { RejectReason::Undecodable };
-            reject(reason, format!("JSON: {e}"))
-        }),
-        WireFormat::Msgpack => rmp_serde::from_slice(bytes).map_err(|e| {
-            let reason = match e {
-                rmp_serde::decode::Error::Syntax(_)
-                | rmp_serde::decode::Error::TypeMismatch(_)
-                | rmp_serde::decode::Error::OutOfRange => RejectReason::InvalidJob,
-                _ => RejectReason::Undecodable,
-            };
-            reject(reason, format!("MessagePack: {e}"))
-        }),
+        WireFormat::Json => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let reason = if e.inner().is_data() { RejectReason::InvalidJob } else { RejectReason::Undecodable };
+                reject(reason, format!("JSON: {}", field_error(e.path(), e.inner())))
+            })
+        }
+        WireFormat::Msgpack => {
+            let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+            // Bounded nesting: a message nested 100,000 deep must be refused, not recursed into
+            // until the stack overflows (a debug build overflowed well below rmp's own 1024).
+            de.set_max_depth(MAX_MESSAGE_DEPTH);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let reason = match e.inner() {
+                    rmp_serde::decode::Error::Syntax(_)
+                    | rmp_serde::decode::Error::TypeMismatch(_)
+                    | rmp_serde::decode::Error::OutOfRange => RejectReason::InvalidJob,
+                    _ => RejectReason::Undecodable,
+                };
+                reject(reason, format!("MessagePack: {}", field_error(e.path(), e.inner())))
+            })
+        }
     }
+}
+
+/// Deepest nesting a job message may have (`meta` holds the only nested values), for both
+/// encodings; serde_json stops at 128 on its own.
+const MAX_MESSAGE_DEPTH: usize = 32;
+
+/// `field priority: invalid type ...`, or the bare error when it is not inside a field.
+fn field_error(path: &serde_path_to_error::Path, error: &dyn std::fmt::Display) -> String {
+    let path = path.to_string();
+    if path.is_empty() || path == "." { error.to_string() } else { format!("field {path}: {error}") }
 }
 
 fn wire_format_of(bytes: &[u8], content_type: Option<&str>) -> Result<WireFormat, Rejection> {
@@ -342,6 +362,25 @@ pub fn validate_url(raw: &str, max_bytes: usize) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Headers the HTTP client owns: the connection-level (hop-by-hop) ones, message framing and
+/// the target. A job setting them could smuggle requests or talk to a proxy in our name.
+/// Credentials (`Authorization`, `Cookie`) are allowed for authenticated crawls, and kept out
+/// of logs and displays (`redact.rs`).
+const REFUSED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
     if headers.len() > MAX_HEADERS {
         return Err(format!("{} headers, the limit is {MAX_HEADERS}", headers.len()));
@@ -356,8 +395,8 @@ fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
         if value.len() > MAX_HEADER_BYTES || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
             return Err(format!("header {name:?} has an invalid or oversized value"));
         }
-        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
-            return Err(format!("header {name:?} cannot be set by a job"));
+        if REFUSED_HEADERS.iter().any(|refused| refused.eq_ignore_ascii_case(name)) {
+            return Err(format!("header {name:?} cannot be set by a job (the HTTP client owns it)"));
         }
     }
     Ok(())
@@ -480,9 +519,58 @@ pub struct JobResult {
     pub finished_at_ms: u64,
 }
 
+/// A result that is neither JSON nor MessagePack.
+#[derive(Debug, thiserror::Error)]
+#[error("a result that is neither JSON nor MessagePack: {0}")]
+pub struct ResultDecodeError(#[source] rmp_serde::decode::Error);
+
+impl JobResult {
+    /// Decodes a result as published (JSON, or MessagePack when `worker.result_format` says so).
+    pub fn decode(bytes: &[u8]) -> Result<JobResult, ResultDecodeError> {
+        match serde_json::from_slice(bytes) {
+            Ok(result) => Ok(result),
+            Err(_) => rmp_serde::from_slice(bytes).map_err(ResultDecodeError),
+        }
+    }
+
+    /// The `failed` result of a dead-lettered job, so downstream consumers hear of it too.
+    pub fn failed(job: &CrawlJob, failure: &Failure, attempts: u32) -> JobResult {
+        JobResult {
+            v: MESSAGE_VERSION,
+            job_id: job.id.clone(),
+            url: job.url.to_string(),
+            final_url: None,
+            outcome: Outcome::Failed,
+            doc_key: None,
+            summary: None,
+            http_status: None,
+            render_used: None,
+            attempt: attempts,
+            timings: StageTimings::default(),
+            engine: None,
+            pool_tier: None,
+            error: Some(ErrorInfo { reason: failure.reason.as_str().to_string(), message: failure.message.clone() }),
+            meta: job.meta.clone(),
+            finished_at_ms: now_ms(),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+/// A refused message fails permanently, with the reason the refusal names.
+impl From<Rejection> for Failure {
+    fn from(rejection: Rejection) -> Self {
+        let reason = match rejection.reason {
+            RejectReason::Undecodable => FailureReason::Undecodable,
+            RejectReason::TooLarge => FailureReason::TooLarge,
+            RejectReason::InvalidJob => FailureReason::InvalidJob,
+        };
+        Failure::permanent(reason, rejection.detail)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! the worker, the WASM pool's breaker fallback and `riptide extract` call the core outside the
 //! sandbox.
 //!
-//! It owns nothing but that call; it must not choose between engines (that is `engines.rs`)
+//! It owns nothing but that call; it must not choose between the WASM pool and the native core (that is `pools.rs`)
 //! or know about tiers and breakers (`wasm/`).
 
 use std::time::Duration;

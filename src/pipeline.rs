@@ -2,9 +2,10 @@
 //! headless render, or `auto`: static first, the browser when the page needs it), extract,
 //! store. The result is a [`Verdict`] that the worker settles on the broker.
 //!
-//! The pipeline owns the order of the stages and the retry decision; it never touches the
-//! broker (publishing and acking are `worker.rs`). Stages take typed inputs, return typed
-//! results and do not call each other.
+//! The pipeline owns the order of the stages and the attempt's one deadline, shared by all
+//! its stages; the retry decision and every job-state write belong to the lifecycle
+//! (`lifecycle.rs`). It never touches the broker (publishing and acking are `worker.rs`).
+//! Stages take typed inputs, return typed results and do not call each other.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,15 +13,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use url::Url;
-
 use crate::config::Config;
-use crate::engines::{Engines, ExtractStageError, Extracted, RenderStageError};
-use crate::failure::{Failure, Retry};
-use crate::fetch::{FetchError, Fetcher};
+use crate::failure::{Failure, FailureReason};
 use crate::job::{CrawlJob, JobResult, Outcome, Render, StageTimings, Summary, decode_request, id_from_bytes, now_ms};
-use crate::retry::RetrySchedule;
-use crate::store::{JobState, JobUpdate, Store, StoreError, StoredDoc};
+use crate::lifecycle::{Decision, Lifecycle};
+use crate::page::{Deadline, OutOfTime, Page, PageError, PageRequest, PageSource, millis};
+use crate::pools::{ExtractStageError, Extracted, Pools};
+use crate::store::{Store, StoreError, StoredDoc};
 
 /// A message as it reached the worker, with what its headers say.
 #[derive(Debug, Clone, Copy)]
@@ -40,14 +39,14 @@ pub struct Incoming<'a> {
 pub enum Verdict {
     /// The document is stored: publish the result, then ack.
     Done(Box<JobResult>),
-    /// Try again after `delay`, as attempt `next_attempt`.
+    /// Try again after waiting in the delay queue of `tier`, as attempt `next_attempt`.
     Retry {
         /// The job.
         job: Box<CrawlJob>,
         /// Why this attempt failed.
         failure: Failure,
-        /// How long to wait.
-        delay: Duration,
+        /// The delay tier to wait in.
+        tier: Duration,
         /// The attempt number of the retry.
         next_attempt: u32,
     },
@@ -68,62 +67,44 @@ pub enum Verdict {
 #[derive(Debug, thiserror::Error)]
 enum StageError {
     #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error(transparent)]
-    Render(#[from] RenderStageError),
+    Page(#[from] PageError),
     #[error(transparent)]
     Extract(#[from] ExtractStageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    OutOfTime(#[from] OutOfTime),
 }
 
 impl StageError {
     fn classify(&self) -> Failure {
         match self {
-            StageError::Fetch(e) => e.classify(),
-            StageError::Render(e) => e.classify(),
+            StageError::Page(PageError::Fetch(e)) => e.classify(),
+            StageError::Page(PageError::Render(e)) => e.classify(),
+            StageError::Page(PageError::Memo(e)) | StageError::Store(e) => e.classify(),
+            StageError::Page(PageError::OutOfTime(_)) | StageError::OutOfTime(_) => {
+                Failure::retryable(FailureReason::Timeout, self.to_string())
+            }
             StageError::Extract(e) => e.classify(),
-            StageError::Store(e) => e.classify(),
         }
     }
-}
-
-/// How long a host found to need a browser stays remembered as such.
-const RENDER_MEMO_TTL: Duration = Duration::from_secs(24 * 3600);
-
-/// A page ready for extraction, however it was obtained.
-#[derive(Debug)]
-struct Page {
-    final_url: Url,
-    status: u16,
-    html: String,
-    render_used: Render,
 }
 
 /// The stages of a worker, shared by all its jobs.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     config: Arc<Config>,
-    fetcher: Fetcher,
-    engines: Engines,
+    pages: PageSource,
+    pools: Pools,
+    /// Documents, for the cache check.
     store: Store,
-    schedule: RetrySchedule,
+    lifecycle: Lifecycle,
 }
 
 impl Pipeline {
     /// A pipeline over the given stages.
-    pub fn new(config: Arc<Config>, fetcher: Fetcher, engines: Engines, store: Store, schedule: RetrySchedule) -> Self {
-        Pipeline { config, fetcher, engines, store, schedule }
-    }
-
-    /// The engines, for stats, events and closing.
-    pub fn engines(&self) -> &Engines {
-        &self.engines
-    }
-
-    /// The store, for the worker's bookkeeping after settling.
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn new(config: Arc<Config>, pages: PageSource, pools: Pools, store: Store, lifecycle: Lifecycle) -> Self {
+        Pipeline { config, pages, pools, store, lifecycle }
     }
 
     /// Runs one attempt of the job in `incoming`. `cancel` interrupts waits on Redis.
@@ -136,21 +117,23 @@ impl Pipeline {
         self.run_job(job, incoming, cancel).instrument(span).await
     }
 
+    /// The verdict for a message delivered as often as its lane allows: dead, with reason
+    /// `delivery_limit`, without running it again (it killed or outlasted a worker each time).
+    pub fn give_up(&self, incoming: Incoming<'_>, deliveries: u64) -> Verdict {
+        let failure = Failure::permanent(
+            FailureReason::DeliveryLimit,
+            format!("delivered {} times without being settled; not running it again", deliveries.saturating_add(1)),
+        );
+        let job = self.decode(incoming).ok().map(Box::new);
+        Verdict::Dead { job, failure, attempts: incoming.attempt }
+    }
+
     async fn run_job(&self, job: CrawlJob, incoming: Incoming<'_>, cancel: &CancellationToken) -> Verdict {
         let mut timings = StageTimings {
             queue_wait_ms: incoming.enqueued_ms.map_or(0, |t| now_ms().saturating_sub(t)),
             ..StageTimings::default()
         };
-        let update = JobUpdate {
-            state: JobState::Running,
-            url: job.url.as_str(),
-            attempt: incoming.attempt,
-            failure: None,
-            doc_key: None,
-        };
-        if let Err(error) =
-            self.store.patiently(cancel, "mark running", || self.store.update_job(&job.id, &update)).await
-        {
+        if let Err(error) = self.lifecycle.started(&job, incoming.attempt, cancel).await {
             return self.after_failure(job, StageError::Store(error), incoming.attempt);
         }
         match self.attempt(&job, incoming.attempt, &mut timings, cancel).await {
@@ -182,9 +165,12 @@ impl Pipeline {
             };
             return Ok(self.result(job, attempt, summary, timings.clone()));
         }
-        let page = self.page(job, timings, cancel).await?;
+        let deadline = Deadline::starting_now(job.timeout());
+        let request =
+            PageRequest { url: &job.url, headers: &job.headers, render: job.render, wait_for: job.wait_for.clone() };
+        let page = self.pages.get(&request, deadline, timings, cancel).await?;
         let (final_url, http_status, render_used) = (page.final_url.to_string(), page.status, page.render_used);
-        let extracted = self.extract(job, page, timings).await?;
+        let extracted = self.extract(job, page, deadline, timings).await?;
         let stored = StoredDoc {
             doc: extracted.document,
             fetched_at_ms: now_ms(),
@@ -216,68 +202,18 @@ impl Pipeline {
         Ok(stored.filter(|s| s.fetched_at_ms >= fresh_since))
     }
 
-    /// The page as the job's render mode asks: static, headless, or `auto` (static unless
-    /// the host is known to need a browser or the static page looks client-rendered).
-    async fn page(
-        &self,
-        job: &CrawlJob,
-        timings: &mut StageTimings,
-        cancel: &CancellationToken,
-    ) -> Result<Page, StageError> {
-        match job.render {
-            Render::Static => self.fetch(job, timings).await,
-            Render::Headless => self.render(job, timings).await,
-            Render::Auto => self.auto(job, timings, cancel).await,
-        }
-    }
-
-    async fn auto(
-        &self,
-        job: &CrawlJob,
-        timings: &mut StageTimings,
-        cancel: &CancellationToken,
-    ) -> Result<Page, StageError> {
-        let host = job.url.host_str().unwrap_or_default();
-        if self.store.patiently(cancel, "render memo", || self.store.needs_browser(host)).await? {
-            return self.render(job, timings).await;
-        }
-        let page = self.fetch(job, timings).await?;
-        if !crate::browser::looks_client_rendered(&page.html) {
-            return Ok(page);
-        }
-        tracing::debug!(host, "The static page looks client-rendered; rendering it.");
-        if let Err(error) = self.store.remember_needs_browser(host, RENDER_MEMO_TTL).await {
-            // The memo only saves a later static fetch; the job itself goes on.
-            tracing::warn!(host, %error, "Could not remember that the host needs a browser.");
-        }
-        self.render(job, timings).await
-    }
-
-    async fn fetch(&self, job: &CrawlJob, timings: &mut StageTimings) -> Result<Page, StageError> {
-        let page =
-            self.fetcher.fetch(&job.url, &job.headers, job.timeout(), self.config.allow_private_networks).await?;
-        timings.fetch_ms = millis(page.elapsed);
-        Ok(Page { final_url: page.final_url, status: page.status, html: page.html, render_used: Render::Static })
-    }
-
-    async fn render(&self, job: &CrawlJob, timings: &mut StageTimings) -> Result<Page, StageError> {
-        let page = self.engines.render(&job.url, job.timeout(), job.wait_for.clone()).await?;
-        timings.render_ms = millis(page.elapsed);
-        Ok(Page {
-            final_url: page.final_url,
-            status: page.status.unwrap_or(200),
-            html: page.html,
-            render_used: Render::Headless,
-        })
-    }
-
     /// Takes the page by value: the HTML moves to the extraction thread instead of being copied.
-    async fn extract(&self, job: &CrawlJob, page: Page, timings: &mut StageTimings) -> Result<Extracted, StageError> {
+    async fn extract(
+        &self,
+        job: &CrawlJob,
+        page: Page,
+        deadline: Deadline,
+        timings: &mut StageTimings,
+    ) -> Result<Extracted, StageError> {
+        let budget = deadline.left_for("extract")?;
         let started = Instant::now();
-        let extracted = self
-            .engines
-            .extract(&job.extractor, page.html, page.final_url.to_string(), job.mode, job.timeout())
-            .await?;
+        let extracted =
+            self.pools.extract(&job.extractor, page.html, page.final_url.to_string(), job.mode, budget).await?;
         timings.extract_ms = millis(started.elapsed());
         Ok(extracted)
     }
@@ -292,9 +228,7 @@ impl Pipeline {
         cancel: &CancellationToken,
     ) -> Result<(), StageError> {
         let started = Instant::now();
-        let update =
-            JobUpdate { state: JobState::Done, url: job.url.as_str(), attempt, failure: None, doc_key: Some(doc_key) };
-        self.store.patiently(cancel, "store document", || self.store.save_document(doc_key, stored, &update)).await?;
+        self.lifecycle.completed(job, attempt, doc_key, stored, cancel).await?;
         timings.store_ms = millis(started.elapsed());
         Ok(())
     }
@@ -326,20 +260,17 @@ impl Pipeline {
         }
     }
 
-    /// Retry while attempts remain and the failure is retryable; dead-letter otherwise.
+    /// What the lifecycle makes of the failure: another attempt or the dead-letter queue.
     fn after_failure(&self, job: CrawlJob, error: StageError, attempt: u32) -> Verdict {
         if matches!(error, StageError::Store(StoreError::Cancelled)) {
             return Verdict::HandBack;
         }
         let failure = error.classify();
-        match failure.retry {
-            Retry::Later { after } if attempt < job.max_attempts => Verdict::Retry {
-                delay: self.schedule.delay(attempt, after),
-                next_attempt: attempt + 1,
-                job: Box::new(job),
-                failure,
-            },
-            _ => Verdict::Dead { job: Some(Box::new(job)), failure, attempts: attempt },
+        match self.lifecycle.decide(&job, &failure, attempt) {
+            Decision::Retry { tier, next_attempt } => {
+                Verdict::Retry { job: Box::new(job), failure, tier, next_attempt }
+            }
+            Decision::DeadLetter => Verdict::Dead { job: Some(Box::new(job)), failure, attempts: attempt },
         }
     }
 }
@@ -353,33 +284,4 @@ struct ResultParts<'a> {
     render_used: Option<Render>,
     /// Engine and pool tier of the extraction (`None` when served from the cache).
     extracted_by: Option<(&'static str, Option<&'static str>)>,
-}
-
-/// A failed result for a dead-lettered job, so downstream consumers hear of it too.
-pub fn failed_result(job: &CrawlJob, failure: &Failure, attempts: u32) -> JobResult {
-    JobResult {
-        v: crate::job::MESSAGE_VERSION,
-        job_id: job.id.clone(),
-        url: job.url.to_string(),
-        final_url: None,
-        outcome: Outcome::Failed,
-        doc_key: None,
-        summary: None,
-        http_status: None,
-        render_used: None,
-        attempt: attempts,
-        timings: StageTimings::default(),
-        engine: None,
-        pool_tier: None,
-        error: Some(crate::job::ErrorInfo {
-            reason: failure.reason.as_str().to_string(),
-            message: failure.message.clone(),
-        }),
-        meta: job.meta.clone(),
-        finished_at_ms: now_ms(),
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

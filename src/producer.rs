@@ -98,9 +98,7 @@ pub async fn enqueue(
         confirm_oldest(&mut pending, &mut report).await?;
     }
     publisher.close().await?;
-    if let Err(error) = connection.close(200, "done".into()).await {
-        tracing::debug!(%error, "Closing the producer connection failed.");
-    }
+    connection.close("done").await;
     Ok(report)
 }
 

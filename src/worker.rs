@@ -3,35 +3,33 @@
 //! Settling follows one rule: a delivery is acked only after everything it caused is durable
 //! (document in Redis, result / retry / dead letter confirmed by the broker). Anything else
 //! leaves it unacked, so a crash means redelivery, never loss. The worker owns connection
-//! recovery (a session per connection) and graceful shutdown; stages live in the pipeline.
+//! recovery (a session per connection) and graceful shutdown; stages live in the pipeline,
+//! job states and the retry decision in the lifecycle.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lapin::Connection;
-use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::consume::LaneConsumers;
-use crate::broker::headers;
-use crate::broker::inspect::queue_depth;
+use crate::broker::consume::{JobDelivery, LaneConsumers};
+use crate::broker::inspect::Inspector;
 use crate::broker::publish::{DeadLetterInfo, Publisher};
-use crate::broker::{BrokerError, Lane, Topology, connect_patiently};
+use crate::broker::{BrokerConnection, BrokerError, Lane, Topology, connect_patiently};
 use crate::config::Config;
-use crate::engines::Engines;
-use crate::failure::Failure;
 use crate::fetch::{Fetcher, FetcherBuildError};
-use crate::job::CrawlJob;
+use crate::job::JobResult;
+use crate::lifecycle::{HandBackCause, JobEvent, Lifecycle};
 use crate::ops::health::Health;
 use crate::ops::metrics as m;
 use crate::ops::poller::Poller;
-use crate::pipeline::{Incoming, Pipeline, Verdict, failed_result};
+use crate::page::PageSource;
+use crate::pipeline::{Incoming, Pipeline, Verdict};
+use crate::pools::{PoolEvent, Pools};
 use crate::retry::RetrySchedule;
-use crate::store::{JobState, JobUpdate, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// After the grace period, handed-back jobs get this long to nack before the connection
 /// closes under them (the broker requeues whatever is still unacked then).
@@ -53,7 +51,7 @@ pub enum WorkerError {
     Fetcher(#[from] FetcherBuildError),
     /// The extraction engine could not start.
     #[error(transparent)]
-    Engines(#[from] crate::engines::EnginesError),
+    Pools(#[from] crate::pools::PoolsError),
     /// Redis has an older schema than this worker needs.
     #[error("the Redis schema of namespace {namespace:?} is v{have}, this worker needs v{need}; run `riptide migrate`")]
     SchemaOutdated {
@@ -113,11 +111,13 @@ struct Shared {
     config: Arc<Config>,
     topology: Topology,
     pipeline: Pipeline,
-    schedule: RetrySchedule,
+    lifecycle: Lifecycle,
+    /// The pools, for the heartbeat's stats, the events forwarder and closing.
+    pools: Pools,
+    /// Redis, for the poller's PING and heartbeat.
+    store: Store,
     worker_id: String,
     counters: Counters,
-    /// Fires after the grace period: in-flight jobs stop and are handed back.
-    abandon: CancellationToken,
 }
 
 /// How a session (one connection) ended.
@@ -135,18 +135,20 @@ pub async fn run(
     let topology = Topology::new(&config.namespace)?;
     let store = Store::new(&config.redis_url, &config.namespace, &config.store)?;
     check_schema(&store, &topology, &shutdown).await?;
-    let schedule = RetrySchedule::new(&config.retry, topology.retry_tiers.clone());
+    let lifecycle = Lifecycle::new(store.clone(), RetrySchedule::new(&config.retry, topology.retry_tiers.clone()));
     let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
-    let engines = Engines::start(&config).await?;
-    let pipeline = Pipeline::new(config.clone(), fetcher, engines.clone(), store, schedule.clone());
+    let pools = Pools::start(&config).await?;
+    let pages = PageSource::new(fetcher, pools.clone(), config.allow_private_networks, Some(store.clone()));
+    let pipeline = Pipeline::new(config.clone(), pages, pools.clone(), store.clone(), lifecycle.clone());
     let shared = Arc::new(Shared {
         worker_id: worker_id(),
         config,
         topology,
         pipeline,
-        schedule,
+        lifecycle,
+        pools: pools.clone(),
+        store,
         counters: Counters::default(),
-        abandon: CancellationToken::new(),
     });
     m::initialize();
     let mut sessions = 0u64;
@@ -162,17 +164,15 @@ pub async fn run(
         sessions += 1;
         let end = run_session(&shared, &connection, &options, &shutdown).await;
         options.health.set_broker(false);
+        connection.close("worker stopping").await;
         match end {
-            Ok(SessionEnd::Shutdown) => {
-                close_connection(&connection).await;
-                break;
-            }
+            Ok(SessionEnd::Shutdown) => break,
             Ok(SessionEnd::Lost(why)) => tracing::warn!(reason = %why, "Lost the broker connection; reconnecting."),
             Err(error @ BrokerError::TopologyOutdated { .. }) => return Err(error.into()),
             Err(error) => tracing::warn!(%error, "Broker session failed; reconnecting."),
         }
     }
-    engines.close().await;
+    pools.close().await;
     Ok(shared.counters.report())
 }
 
@@ -188,14 +188,17 @@ async fn check_schema(store: &Store, topology: &Topology, shutdown: &Cancellatio
     Ok(())
 }
 
+/// One connection's worth of consuming. Its in-flight jobs belong to it: the token that
+/// abandons them after the grace period is this session's own, so a slow job at the end of a
+/// lost connection cannot poison the sessions that follow.
 async fn run_session(
     shared: &Arc<Shared>,
-    connection: &Connection,
+    connection: &BrokerConnection,
     options: &WorkerOptions,
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, BrokerError> {
-    let inspect = connection.create_channel().await.map_err(BrokerError::Channel)?;
-    shared.topology.verify(&inspect).await?;
+    let inspector = Inspector::open(connection).await?;
+    shared.topology.verify(&inspector).await?;
     let publisher = Publisher::open(connection, &shared.topology).await?;
     let worker = &shared.config.worker;
     let mut lanes =
@@ -206,25 +209,30 @@ async fn run_session(
     let in_flight = Arc::new(AtomicU64::new(0));
     let tracker = TaskTracker::new();
     let session_stop = shutdown.child_token();
+    let abandon = CancellationToken::new();
     options.health.set_broker(true);
     let poller = Poller {
-        channel: connection.create_channel().await.map_err(BrokerError::Channel)?,
+        inspector: Inspector::open(connection).await?,
         topology: shared.topology.clone(),
-        store: shared.pipeline.store().clone(),
+        store: shared.store.clone(),
         health: options.health.clone(),
         worker_id: shared.worker_id.clone(),
         interval: Duration::from_millis(shared.config.ops.poll_interval_ms),
     };
     tracker.spawn(poller.run(heartbeat_fields(shared.clone(), in_flight.clone()), session_stop.clone()));
-    tracker.spawn(crate::ops::events::forward(
-        shared.pipeline.engines().subscribe(),
-        connection.create_channel().await.map_err(BrokerError::Channel)?,
-        shared.topology.events_exchange(),
-        shared.worker_id.clone(),
-        session_stop.clone(),
-    ));
+    tracker.spawn(
+        crate::broker::events::forward(
+            shared.pools.subscribe(),
+            PoolEvent::routing_key,
+            connection,
+            shared.topology.events_exchange(),
+            shared.worker_id.clone(),
+            session_stop.clone(),
+        )
+        .await?,
+    );
     if options.drain {
-        tracker.spawn(watch_drain(shared.clone(), inspect, in_flight.clone(), session_stop.clone()));
+        tracker.spawn(watch_drain(shared.clone(), inspector, in_flight.clone(), session_stop.clone()));
     }
     let end = loop {
         let permit = tokio::select! {
@@ -238,17 +246,18 @@ async fn run_session(
             () = session_stop.cancelled() => break SessionEnd::Shutdown,
             next = lanes.next() => next,
         };
-        let (lane, delivery) = match next {
+        let delivery = match next {
             None => break SessionEnd::Lost("a consumer stream ended".into()),
             Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
-            Some(Ok(picked)) => picked,
+            Some(Ok(delivery)) => delivery,
         };
-        metrics::counter!(m::DELIVERIES_TOTAL, "lane" => lane.as_str()).increment(1);
-        let (shared, publisher, in_flight) = (shared.clone(), publisher.clone(), in_flight.clone());
+        metrics::counter!(m::DELIVERIES_TOTAL, "lane" => delivery.lane().as_str()).increment(1);
+        let (shared, publisher, in_flight, abandon) =
+            (shared.clone(), publisher.clone(), in_flight.clone(), abandon.clone());
         in_flight.fetch_add(1, Ordering::SeqCst);
         tracker.spawn(async move {
             metrics::gauge!(m::JOBS_IN_FLIGHT).increment(1.0);
-            handle_delivery(&shared, &publisher, lane, delivery).await;
+            handle_delivery(&shared, &publisher, delivery, &abandon).await;
             metrics::gauge!(m::JOBS_IN_FLIGHT).decrement(1.0);
             in_flight.fetch_sub(1, Ordering::SeqCst);
             drop(permit);
@@ -260,7 +269,7 @@ async fn run_session(
         options.health.set_draining();
     }
     lanes.cancel().await;
-    finish_in_flight(shared, &tracker).await;
+    finish_in_flight(shared, &tracker, &abandon).await;
     if let Err(error) = publisher.close().await {
         tracing::debug!(%error, "Closing the publish channel failed.");
     }
@@ -284,19 +293,20 @@ fn heartbeat_fields(shared: Arc<Shared>, in_flight: Arc<AtomicU64>) -> impl Fn()
             ("dead", report.dead.to_string()),
             ("handed_back", report.handed_back.to_string()),
         ];
-        let engines = shared.pipeline.engines();
-        if let Some(json) = engines.wasm().and_then(|pool| serde_json::to_string(&pool.stats()).ok()) {
+        let pools = &shared.pools;
+        if let Some(json) = pools.wasm().and_then(|pool| serde_json::to_string(&pool.stats()).ok()) {
             fields.push(("wasm", json));
         }
-        if let Some(json) = engines.browser().and_then(|pool| serde_json::to_string(&pool.stats()).ok()) {
+        if let Some(json) = pools.browser().and_then(|pool| serde_json::to_string(&pool.stats()).ok()) {
             fields.push(("browser", json));
         }
         fields
     }
 }
 
-/// Waits for in-flight jobs within the grace period, then hands the rest back.
-async fn finish_in_flight(shared: &Shared, tracker: &TaskTracker) {
+/// Waits for in-flight jobs within the grace period, then hands the rest back (by firing
+/// this session's `abandon`).
+async fn finish_in_flight(shared: &Shared, tracker: &TaskTracker, abandon: &CancellationToken) {
     tracker.close();
     let grace = shared.config.shutdown_grace();
     if tokio::time::timeout(grace, tracker.wait()).await.is_ok() {
@@ -307,7 +317,7 @@ async fn finish_in_flight(shared: &Shared, tracker: &TaskTracker) {
         grace_secs = grace.as_secs(),
         "Jobs still running after the grace period; handing them back."
     );
-    shared.abandon.cancel();
+    abandon.cancel();
     if tokio::time::timeout(HAND_BACK_WINDOW, tracker.wait()).await.is_err() {
         tracing::warn!(
             in_flight = tracker.len(),
@@ -316,15 +326,9 @@ async fn finish_in_flight(shared: &Shared, tracker: &TaskTracker) {
     }
 }
 
-async fn close_connection(connection: &Connection) {
-    if let Err(error) = connection.close(200, "worker stopping".into()).await {
-        tracing::debug!(%error, "Closing the broker connection failed.");
-    }
-}
-
 /// In drain mode: stops the session once nothing is in flight and every work queue is empty
 /// twice in a row (a retry may be moving from a delay queue to its lane between two looks).
-async fn watch_drain(shared: Arc<Shared>, inspect: lapin::Channel, in_flight: Arc<AtomicU64>, stop: CancellationToken) {
+async fn watch_drain(shared: Arc<Shared>, inspector: Inspector, in_flight: Arc<AtomicU64>, stop: CancellationToken) {
     let mut idle_checks = 0;
     let queues = shared.topology.work_queues();
     loop {
@@ -338,7 +342,7 @@ async fn watch_drain(shared: Arc<Shared>, inspect: lapin::Channel, in_flight: Ar
             if !empty {
                 break;
             }
-            empty = matches!(queue_depth(&inspect, queue).await, Ok((0, _)));
+            empty = matches!(inspector.queue_depth(queue).await, Ok((0, _)));
         }
         idle_checks = if empty { idle_checks + 1 } else { 0 };
         if idle_checks >= 2 {
@@ -349,33 +353,36 @@ async fn watch_drain(shared: Arc<Shared>, inspect: lapin::Channel, in_flight: Ar
     }
 }
 
-async fn handle_delivery(shared: &Shared, publisher: &Publisher, lane: Lane, delivery: Delivery) {
-    let properties = &delivery.properties;
-    let content_type = properties.content_type().as_ref().map(|ct| ct.as_str().to_string());
+async fn handle_delivery(shared: &Shared, publisher: &Publisher, delivery: JobDelivery, abandon: &CancellationToken) {
     let incoming = Incoming {
-        body: &delivery.data,
-        content_type: content_type.as_deref(),
-        attempt: headers::get_u64(properties, headers::ATTEMPT).and_then(|a| u32::try_from(a).ok()).unwrap_or(1).max(1),
-        enqueued_ms: headers::get_u64(properties, headers::ENQUEUED_MS)
-            .or_else(|| properties.timestamp().map(|secs| secs.saturating_mul(1000))),
+        body: delivery.body(),
+        content_type: delivery.content_type(),
+        attempt: delivery.attempt(),
+        enqueued_ms: delivery.enqueued_ms(),
     };
-    let verdict = tokio::select! {
-        verdict = shared.pipeline.run(incoming, &shared.abandon) => verdict,
-        () = shared.abandon.cancelled() => Verdict::HandBack,
+    let verdict = if last_delivery(&shared.topology, &delivery) {
+        // Workers died or stopped on this message at every delivery so far. The broker would
+        // dead-letter it at its next return without a result or a job state, so it ends here,
+        // through the same confirmed path as every other dead letter.
+        shared.pipeline.give_up(incoming, delivery.delivery_count())
+    } else {
+        tokio::select! {
+            verdict = shared.pipeline.run(incoming, abandon) => verdict,
+            () = abandon.cancelled() => Verdict::HandBack,
+        }
     };
-    let settled = settle(shared, publisher, lane, &delivery, verdict).await;
-    let acked = match settled {
-        Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await.map(|_| ()),
-        Err(error) => {
-            if matches!(error, SettleError::HandBack) {
-                tracing::info!("Worker stopping; handing the job back for redelivery.");
-            } else {
-                tracing::warn!(%error, "Could not settle the delivery; handing it back for redelivery.");
-                metrics::counter!(m::SETTLE_FAILURES_TOTAL, "error_type" => "publish").increment(1);
-            }
-            metrics::counter!(m::JOBS_TOTAL, "outcome" => "handed_back", "reason" => "none").increment(1);
+    let acked = match settle(shared, publisher, &delivery, verdict, abandon).await {
+        Ok(()) => delivery.ack().await,
+        Err(SettleError::HandBack) => {
+            JobEvent::HandedBack { cause: HandBackCause::Stopping, error: None }.emit();
             shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
-            delivery.acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await.map(|_| ())
+            hand_back(publisher, &delivery).await
+        }
+        Err(error) => {
+            let text = error.to_string();
+            JobEvent::HandedBack { cause: HandBackCause::SettleFailed, error: Some(&text) }.emit();
+            shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
+            delivery.requeue().await
         }
     };
     if let Err(error) = acked {
@@ -385,32 +392,46 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, lane: Lane, del
     }
 }
 
-/// Makes the verdict durable on the broker (and in the job record). `Err` means "do not ack".
+/// Whether this delivery is the last the lane allows before the broker dead-letters the
+/// message on its own (at-most-once, with no result and no job state).
+fn last_delivery(topology: &Topology, delivery: &JobDelivery) -> bool {
+    topology.delivery_limit.is_some_and(|limit| delivery.delivery_count().saturating_add(1) >= limit)
+}
+
+/// A delivery handed back while stopping goes back to its lane as a new message (confirmed,
+/// then the delivery acked), so deploys do not use up the lane's delivery limit. When the
+/// channel cannot publish any more, a plain requeue is all that is left.
+async fn hand_back(publisher: &Publisher, delivery: &JobDelivery) -> Result<(), BrokerError> {
+    match publisher.hand_back(delivery).await {
+        Ok(()) => delivery.ack().await,
+        Err(error) => {
+            tracing::debug!(%error, "Could not republish the handed-back job; requeueing it instead.");
+            delivery.requeue().await
+        }
+    }
+}
+
+/// Makes the verdict durable on the broker, then in the job record. `Err` means "do not ack".
 async fn settle(
     shared: &Shared,
     publisher: &Publisher,
-    lane: Lane,
-    delivery: &Delivery,
+    delivery: &JobDelivery,
     verdict: Verdict,
+    abandon: &CancellationToken,
 ) -> Result<(), SettleError> {
     let format = shared.config.worker.result_format;
     match verdict {
         Verdict::Done(result) => {
             publisher.publish_result(&result, format).await?;
-            record_stage_timings(&result.timings);
-            metrics::counter!(m::JOBS_TOTAL, "outcome" => result.outcome.as_str(), "reason" => "none").increment(1);
+            JobEvent::Finished { result: &result }.emit();
             shared.counters.done.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(job_id = %result.job_id, outcome = result.outcome.as_str(), attempt = result.attempt, "Job finished.");
             Ok(())
         }
-        Verdict::Retry { job, failure, delay, next_attempt } => {
-            let lane = Lane::for_priority(job.priority);
-            let tier = shared.schedule.tier_for(delay).ok_or(SettleError::NoDelayTier)?;
-            publisher.publish_retry(&delivery.data, &delivery.properties, lane, tier, next_attempt, &failure).await?;
-            record_state(shared, &job, JobState::Retrying, next_attempt - 1, &failure).await;
-            metrics::counter!(m::RETRIES_TOTAL, "reason" => failure.reason.as_str()).increment(1);
+        Verdict::Retry { job, failure, tier, next_attempt } => {
+            publisher.publish_retry(delivery, Lane::for_priority(job.priority), tier, next_attempt, &failure).await?;
+            shared.lifecycle.retrying(&job, next_attempt, &failure, abandon).await;
+            JobEvent::Retried { job_id: &job.id, failure: &failure, next_attempt, tier }.emit();
             shared.counters.retried.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(job_id = %job.id, reason = %failure.reason, error = %failure.message, next_attempt, delay_ms = tier.as_millis() as u64, "Job failed; retrying later.");
             Ok(())
         }
         Verdict::Dead { job, failure, attempts } => {
@@ -418,50 +439,24 @@ async fn settle(
                 failure: &failure,
                 attempts,
                 job_id: job.as_ref().map(|j| j.id.as_str()),
-                source_queue: &shared.topology.lane_queue(lane),
+                source_queue: &shared.topology.lane_queue(delivery.lane()),
                 worker: &shared.worker_id,
             };
-            publisher.publish_dead_letter(&delivery.data, &delivery.properties, &info).await?;
+            publisher.publish_dead_letter(delivery, &info).await?;
             if let Some(job) = &job {
-                if let Err(error) = publisher.publish_result(&failed_result(job, &failure, attempts), format).await {
+                if let Err(error) = publisher.publish_result(&JobResult::failed(job, &failure, attempts), format).await
+                {
                     // The dead letter is the record of this failure; the result is a courtesy.
                     tracing::warn!(job_id = %job.id, %error, "Could not publish the failed result; the dead letter stands.");
                     metrics::counter!(m::SETTLE_FAILURES_TOTAL, "error_type" => "failed_result").increment(1);
                 }
-                record_state(shared, job, JobState::Dead, attempts, &failure).await;
+                shared.lifecycle.dead(job, attempts, &failure, abandon).await;
             }
-            metrics::counter!(m::DEAD_LETTERS_TOTAL, "reason" => failure.reason.as_str()).increment(1);
-            metrics::counter!(m::JOBS_TOTAL, "outcome" => "dead", "reason" => failure.reason.as_str()).increment(1);
+            JobEvent::DeadLettered { job_id: job.as_ref().map(|j| j.id.as_str()), failure: &failure, attempts }.emit();
             shared.counters.dead.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(job_id = job.as_ref().map(|j| j.id.as_str()).unwrap_or("-"), reason = %failure.reason, error = %failure.message, attempts, "Job dead-lettered.");
             Ok(())
         }
         Verdict::HandBack => Err(SettleError::HandBack),
-    }
-}
-
-/// The job record is for people asking "where is my job"; the broker already has the
-/// message, so a record that cannot be written (worker stopping while Redis is away) is
-/// counted and logged, and the delivery is still settled.
-async fn record_state(shared: &Shared, job: &CrawlJob, state: JobState, attempt: u32, failure: &Failure) {
-    let store: &Store = shared.pipeline.store();
-    let update = JobUpdate { state, url: job.url.as_str(), attempt, failure: Some(failure), doc_key: None };
-    if let Err(error) =
-        store.patiently(&shared.abandon, "record job state", || store.update_job(&job.id, &update)).await
-    {
-        tracing::warn!(job_id = %job.id, state = state.as_str(), %error, "Could not record the job state.");
-        metrics::counter!(m::SETTLE_FAILURES_TOTAL, "error_type" => "job_record").increment(1);
-    }
-}
-
-fn record_stage_timings(timings: &crate::job::StageTimings) {
-    for (stage, ms) in [
-        ("queue_wait", timings.queue_wait_ms),
-        ("fetch", timings.fetch_ms),
-        ("extract", timings.extract_ms),
-        ("store", timings.store_ms),
-    ] {
-        metrics::histogram!(m::STAGE_DURATION_SECONDS, "stage" => stage).record(ms as f64 / 1000.0);
     }
 }
 
@@ -470,8 +465,6 @@ fn record_stage_timings(timings: &crate::job::StageTimings) {
 enum SettleError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    #[error("the topology declares no delay queues")]
-    NoDelayTier,
     #[error("handed back: the worker is stopping")]
     HandBack,
 }

@@ -41,12 +41,12 @@ async fn a_worker_refuses_a_namespace_that_was_never_migrated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_is_idempotent_and_safe_to_run_concurrently() {
     let config = common::test_config(|_| {});
-    let runs = (0..4).map(|_| riptide::cli::migrate_namespace(&config));
+    let runs = (0..4).map(|_| riptide::migrate::migrate(&config));
     for result in futures_util::future::join_all(runs).await {
         result.unwrap();
     }
-    riptide::cli::migrate_namespace(&config).await.unwrap();
-    riptide::cli::bench::cleanup(&config).await;
+    riptide::migrate::migrate(&config).await.unwrap();
+    riptide::migrate::remove(&config).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,10 +92,14 @@ async fn metrics_endpoint_exposes_every_family_with_matching_counts() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(sample(&metrics, "riptide_jobs_total", &["outcome=\"ok\""]), Some(7.0), "{metrics}");
-    assert_eq!(sample(&metrics, "riptide_jobs_total", &["outcome=\"dead\"", "reason=\"http_status\""]), Some(2.0));
+    // A dead-lettered job's label says what its result says: failed.
+    assert_eq!(sample(&metrics, "riptide_jobs_total", &["outcome=\"failed\"", "reason=\"http_status\""]), Some(2.0));
     assert_eq!(sample(&metrics, "riptide_dead_letters_total", &["reason=\"http_status\""]), Some(2.0));
     assert_eq!(sample(&metrics, "riptide_deliveries_total", &["lane=\"normal\""]), Some(9.0));
-    assert_eq!(sample(&metrics, "riptide_stage_duration_seconds_count", &["stage=\"fetch\""]), Some(7.0));
+    // Only stages that ran are timed: six static fetches, one render (which fetched nothing).
+    assert_eq!(sample(&metrics, "riptide_stage_duration_seconds_count", &["stage=\"fetch\""]), Some(6.0));
+    assert_eq!(sample(&metrics, "riptide_stage_duration_seconds_count", &["stage=\"render\""]), Some(1.0));
+    assert_eq!(sample(&metrics, "riptide_stage_duration_seconds_count", &["stage=\"extract\""]), Some(7.0));
     assert_eq!(sample(&metrics, "riptide_wasm_leases_total", &[]).map(|_| ()), Some(()), "WASM leases counted");
     assert_eq!(sample(&metrics, "riptide_browser_alive", &[]).map(|v| v >= 1.0), Some(true), "{metrics}");
     assert_eq!(sample(&metrics, "riptide_queue_depth", &["queue=\"jobs\""]), Some(0.0));

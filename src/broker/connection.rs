@@ -1,28 +1,67 @@
 //! Opening RabbitMQ connections, with backoff while the broker is away.
 //!
-//! The one place that connects: every other module receives a [`lapin::Connection`] or a
-//! channel. Recovery after a lost connection is the caller's loop around
-//! [`connect_patiently`] (the worker's session loop), not lapin's implicit recovery.
+//! The one place that connects: every other module holds a [`BrokerConnection`], never a lapin
+//! type (only `broker/` speaks lapin; `tests/architecture.rs` checks it). Recovery after a lost
+//! connection is the caller's loop around [`connect_patiently`] (the worker's session loop),
+//! not lapin's implicit recovery.
 
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
 use super::BrokerError;
-use crate::config::redact_url;
+use crate::redact;
+
+/// An open connection to RabbitMQ. Channels for publishing, consuming and inspecting are
+/// opened from it by the broker's own types ([`super::publish::Publisher`],
+/// [`super::consume::LaneConsumers`], [`super::inspect::Inspector`], ...).
+#[derive(Debug)]
+pub struct BrokerConnection {
+    inner: Connection,
+}
+
+impl BrokerConnection {
+    /// A fresh channel on this connection.
+    pub(super) async fn channel(&self) -> Result<Channel, BrokerError> {
+        self.inner.create_channel().await.map_err(BrokerError::Channel)
+    }
+
+    /// Whether the connection is still usable.
+    pub fn is_open(&self) -> bool {
+        self.inner.status().connected()
+    }
+
+    /// Closes the connection; the broker requeues whatever is still unacked on it. A
+    /// connection that is already gone is fine: there is nothing left to close.
+    pub async fn close(&self, reason: &str) {
+        if !self.is_open() {
+            return;
+        }
+        if let Err(error) = self.inner.close(200, reason.into()).await {
+            tracing::debug!(%error, "Closing the broker connection failed; it was probably gone already.");
+        }
+    }
+}
 
 /// Opens one connection, named after this process so operators can find it in the
 /// management UI.
-pub async fn connect(url: &str, name: &str) -> Result<Connection, BrokerError> {
+pub async fn connect(url: &str, name: &str) -> Result<BrokerConnection, BrokerError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, properties).await.map_err(|source| BrokerError::Connect { url: redact_url(url), source })
+    let inner = Connection::connect(url, properties)
+        .await
+        .map_err(|source| BrokerError::Connect { url: redact::url(url), source })?;
+    Ok(BrokerConnection { inner })
 }
 
 /// Connects, retrying with capped exponential backoff and jitter until it works or `cancel`
 /// fires. Logs the first failure of an outage and the recovery, not every try.
-pub async fn connect_patiently(url: &str, name: &str, cancel: &CancellationToken) -> Result<Connection, BrokerError> {
+pub async fn connect_patiently(
+    url: &str,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<BrokerConnection, BrokerError> {
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
@@ -34,7 +73,7 @@ pub async fn connect_patiently(url: &str, name: &str, cancel: &CancellationToken
         match connect(url, name).await {
             Ok(connection) => {
                 if failed {
-                    tracing::info!(url = %redact_url(url), "Connected to RabbitMQ again.");
+                    tracing::info!(url = %redact::url(url), "Connected to RabbitMQ again.");
                 }
                 return Ok(connection);
             }

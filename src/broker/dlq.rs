@@ -11,15 +11,18 @@ use std::time::SystemTime;
 use lapin::message::BasicGetMessage;
 use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection};
+use lapin::{BasicProperties, Channel};
 use serde::Serialize;
 
+use super::connection::BrokerConnection;
 use super::publish::Publisher;
 use super::{BrokerError, Lane, Topology, headers};
 use crate::config::{JobLimits, WireFormat};
 use crate::job::{JobRequest, Mode, Render, decode_request, encode, id_from_bytes, now_ms};
+use crate::redact;
 
-/// Most dead letters read in one go; a larger DLQ is handled in rounds.
+/// Most dead letters read in one go (they are held unacked, in memory); replay and purge of
+/// a larger selection go in rounds ([`replay_in_rounds`], [`purge_in_rounds`]).
 pub const MAX_BATCH: usize = 10_000;
 
 /// One dead letter, as listed.
@@ -127,8 +130,12 @@ impl std::fmt::Debug for DlqSession {
 
 impl DlqSession {
     /// Opens the session and reads up to [`MAX_BATCH`] dead letters (held, unacked).
-    pub async fn open(connection: &Connection, topology: &Topology, limits: &JobLimits) -> Result<Self, BrokerError> {
-        let channel = connection.create_channel().await.map_err(BrokerError::Channel)?;
+    pub async fn open(
+        connection: &BrokerConnection,
+        topology: &Topology,
+        limits: &JobLimits,
+    ) -> Result<Self, BrokerError> {
+        let channel = connection.channel().await?;
         let publisher = Publisher::open(connection, topology).await?;
         let queue = topology.dead_letter_queue();
         let mut held = Vec::new();
@@ -243,10 +250,69 @@ impl DlqSession {
         Ok(outcome)
     }
 
+    /// Dead letters read by this session (at most [`MAX_BATCH`]).
+    pub fn read(&self) -> usize {
+        self.held.len()
+    }
+
     /// Closes the session: every dead letter not replayed or purged goes back to the queue.
     pub async fn close(self) -> Result<(), BrokerError> {
         self.publisher.close().await?;
         self.channel.close(200, "dlq session done".into()).await.map_err(BrokerError::Channel)
+    }
+}
+
+/// Replays the selection from a DLQ of any size: one session of up to [`MAX_BATCH`] dead
+/// letters after another, until a round replays nothing or reads less than a full batch.
+pub async fn replay_in_rounds(
+    connection: &BrokerConnection,
+    topology: &Topology,
+    limits: &JobLimits,
+    selection: &Selection,
+    overrides: &Overrides,
+) -> Result<Outcome, BrokerError> {
+    let mut total = Outcome::default();
+    loop {
+        let mut session = DlqSession::open(connection, topology, limits).await?;
+        let outcome = session.replay(selection, overrides, false).await;
+        let read = session.read();
+        session.close().await?;
+        let outcome = outcome?;
+        let round_done = outcome.done;
+        total.absorb(outcome);
+        if round_done == 0 || read < MAX_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// Purges the selection from a DLQ of any size, in rounds as [`replay_in_rounds`] does.
+pub async fn purge_in_rounds(
+    connection: &BrokerConnection,
+    topology: &Topology,
+    limits: &JobLimits,
+    selection: &Selection,
+) -> Result<Outcome, BrokerError> {
+    let mut total = Outcome::default();
+    loop {
+        let mut session = DlqSession::open(connection, topology, limits).await?;
+        let outcome = session.purge(selection, false).await;
+        let read = session.read();
+        session.close().await?;
+        let outcome = outcome?;
+        let round_done = outcome.done;
+        total.absorb(outcome);
+        if round_done == 0 || read < MAX_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+impl Outcome {
+    fn absorb(&mut self, round: Outcome) {
+        self.matched += round.matched;
+        self.done += round.done;
+        self.skipped.extend(round.skipped);
     }
 }
 
@@ -255,8 +321,9 @@ fn describe(message: &BasicGetMessage, limits: &JobLimits) -> DeadLetter {
     let properties = &delivery.properties;
     let content_type = properties.content_type().as_ref().map(|c| c.as_str().to_string());
     let request = decode_request(&delivery.data, content_type.as_deref(), limits).ok();
-    let url = request.as_ref().map(|r| r.url.clone());
-    let host = url.as_deref().and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_string));
+    let host =
+        request.as_ref().and_then(|r| url::Url::parse(&r.url).ok()).and_then(|u| u.host_str().map(str::to_string));
+    let url = request.as_ref().map(|r| redact::url(&r.url));
     let id = headers::get_str(properties, headers::JOB_ID)
         .or_else(|| request.as_ref().and_then(|r| r.id.clone()))
         .or_else(|| properties.message_id().as_ref().map(|m| m.as_str().to_string()))
@@ -275,6 +342,6 @@ fn describe(message: &BasicGetMessage, limits: &JobLimits) -> DeadLetter {
         content_type,
         bytes: delivery.data.len(),
         headers: headers::to_strings(properties),
-        body_text: std::str::from_utf8(&delivery.data).ok().filter(|t| t.len() <= 64 * 1024).map(str::to_string),
+        body_text: std::str::from_utf8(&delivery.data).ok().filter(|t| t.len() <= 64 * 1024).map(redact::job_json),
     }
 }

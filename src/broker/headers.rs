@@ -29,6 +29,9 @@ pub const JOB_ID: &str = "x-riptide-job-id";
 /// Dead letters: the queue it was consumed from.
 pub const SOURCE_QUEUE: &str = "x-riptide-source-queue";
 
+/// Set by quorum queues on a redelivery: how often the message was delivered before.
+pub const DELIVERY_COUNT: &str = "x-delivery-count";
+
 /// Headers the broker manages; they must not be copied onto a message we publish anew, or
 /// its dead-letter history and delivery count would follow the job into the next attempt.
 const BROKER_MANAGED: &[&str] = &[

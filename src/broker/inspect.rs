@@ -4,14 +4,45 @@
 //! Read-only; used by the worker's drain check, the ops poller and `riptide stats`.
 
 use lapin::Channel;
+
+use super::connection::BrokerConnection;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde::Serialize;
 
 use super::{BrokerError, Lane, Topology};
 
+/// A channel that only looks at queues (passive declares). A passive declare of a missing
+/// queue closes its channel, so an inspector is not shared with publishing or consuming.
+#[derive(Debug)]
+pub struct Inspector {
+    channel: Channel,
+}
+
+impl Inspector {
+    /// Opens an inspecting channel on `connection`.
+    pub async fn open(connection: &BrokerConnection) -> Result<Self, BrokerError> {
+        Ok(Inspector { channel: connection.channel().await? })
+    }
+
+    /// Messages ready in `queue` and its consumer count.
+    pub async fn queue_depth(&self, queue: &str) -> Result<(u32, u32), BrokerError> {
+        queue_depth(&self.channel, queue).await
+    }
+
+    /// Depths of the job lanes, the delay queues (summed), the DLQ and the results queue.
+    pub async fn namespace_depths(&self, topology: &Topology) -> Result<Vec<QueueDepth>, BrokerError> {
+        namespace_depths(&self.channel, topology).await
+    }
+
+    /// The channel, for the topology check that shares it.
+    pub(super) fn channel(&self) -> &Channel {
+        &self.channel
+    }
+}
+
 /// Messages ready in `queue` and its consumer count.
-pub async fn queue_depth(channel: &Channel, queue: &str) -> Result<(u32, u32), BrokerError> {
+async fn queue_depth(channel: &Channel, queue: &str) -> Result<(u32, u32), BrokerError> {
     let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
     let declared = channel
         .queue_declare(queue.into(), options, FieldTable::default())
@@ -33,12 +64,8 @@ pub struct QueueDepth {
     pub queues: Vec<String>,
 }
 
-/// Depths of the job lanes, the delay queues (summed), the DLQ and the results queue.
-pub async fn namespace_depths(channel: &Channel, topology: &Topology) -> Result<Vec<QueueDepth>, BrokerError> {
-    let delay_queues: Vec<String> = Lane::ALL
-        .iter()
-        .flat_map(|lane| topology.retry_tiers.iter().map(move |tier| topology.delay_queue(*lane, *tier)))
-        .collect();
+async fn namespace_depths(channel: &Channel, topology: &Topology) -> Result<Vec<QueueDepth>, BrokerError> {
+    let delay_queues = topology.delay_queues();
     let groups: [(&'static str, Vec<String>); 5] = [
         ("jobs", vec![topology.lane_queue(Lane::Normal)]),
         ("jobs_high", vec![topology.lane_queue(Lane::High)]),

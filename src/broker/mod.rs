@@ -1,18 +1,20 @@
 //! Everything riptide does on RabbitMQ: connecting (`connection.rs`), the topology and its
 //! migrations (`topology.rs`), confirmed publishing (`publish.rs`), consuming the job lanes
-//! (`consume.rs`), message headers (`headers.rs`) and queue depths (`inspect.rs`).
+//! (`consume.rs`), dead letters (`dlq.rs`), pool events onto the events exchange (`events.rs`),
+//! message headers (`headers.rs`) and queue depths (`inspect.rs`).
 //!
 //! It never calls up into the pipeline or the pools: the worker joins them.
 
 pub mod connection;
 pub mod consume;
 pub mod dlq;
+pub mod events;
 pub mod headers;
 pub mod inspect;
 pub mod publish;
 pub mod topology;
 
-pub use connection::{connect, connect_patiently};
+pub use connection::{BrokerConnection, connect, connect_patiently};
 pub use topology::{Lane, Topology};
 
 use crate::failure::{Failure, FailureReason};
@@ -91,6 +93,9 @@ pub enum BrokerError {
         #[source]
         source: lapin::Error,
     },
+    /// A message on the results queue is neither a JSON nor a MessagePack result.
+    #[error("a result that does not decode: {0}")]
+    BadResult(String),
     /// We were told to stop while waiting for the broker.
     #[error("stopped while waiting for RabbitMQ")]
     Cancelled,

@@ -6,8 +6,10 @@
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
+use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 
+use super::connection::BrokerConnection;
+use super::consume::JobDelivery;
 use super::headers;
 use super::{BrokerError, Lane, Topology};
 use crate::config::WireFormat;
@@ -55,8 +57,8 @@ pub struct DeadLetterInfo<'a> {
 
 impl Publisher {
     /// Opens a channel on `connection` and puts it in confirm mode.
-    pub async fn open(connection: &Connection, topology: &Topology) -> Result<Self, BrokerError> {
-        let channel = connection.create_channel().await.map_err(BrokerError::Channel)?;
+    pub async fn open(connection: &BrokerConnection, topology: &Topology) -> Result<Self, BrokerError> {
+        let channel = connection.channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(BrokerError::Channel)?;
         Ok(Publisher { channel, topology: topology.clone() })
     }
@@ -138,17 +140,17 @@ impl Publisher {
         self.publish(&self.topology.results_exchange(), &routing_key, &body, properties).await
     }
 
-    /// Puts the original message, byte for byte, in the delay queue of `lane` and `tier`; it
+    /// Puts the delivered message, byte for byte, in the delay queue of `lane` and `tier`; it
     /// returns to its lane when the tier's TTL runs out, as attempt `next_attempt`.
     pub async fn publish_retry(
         &self,
-        body: &[u8],
-        original: &BasicProperties,
+        delivery: &JobDelivery,
         lane: Lane,
         tier: std::time::Duration,
         next_attempt: u32,
         failure: &Failure,
     ) -> Result<(), BrokerError> {
+        let (body, original) = (delivery.body(), delivery.properties());
         let mut table = headers::carry_over(original);
         headers::set_u64(&mut table, headers::ATTEMPT, u64::from(next_attempt));
         headers::set_str(&mut table, headers::LAST_REASON, failure.reason.as_str());
@@ -158,13 +160,13 @@ impl Publisher {
         self.publish(&self.topology.retry_exchange(), &queue, body, properties).await
     }
 
-    /// Puts the original message, byte for byte, in the dead-letter queue with its reason.
+    /// Puts the delivered message, byte for byte, in the dead-letter queue with its reason.
     pub async fn publish_dead_letter(
         &self,
-        body: &[u8],
-        original: &BasicProperties,
+        delivery: &JobDelivery,
         info: &DeadLetterInfo<'_>,
     ) -> Result<(), BrokerError> {
+        let (body, original) = (delivery.body(), delivery.properties());
         let mut table = headers::carry_over(original);
         headers::set_str(&mut table, headers::REASON, info.failure.reason.as_str());
         headers::set_str(&mut table, headers::ERROR, truncate(&info.failure.message, 4096));
@@ -181,6 +183,18 @@ impl Publisher {
         }
         let properties = copy_identity(original).with_headers(table);
         self.publish(&self.topology.dead_letter_exchange(), &self.topology.dead_letter_queue(), body, properties).await
+    }
+
+    /// Hands a delivery back by publishing it anew to its lane, byte for byte with its
+    /// headers (its attempt unchanged, the broker's delivery count dropped), so a stopping
+    /// worker does not use up the lane's delivery limit; the caller acks the delivery once
+    /// this returns. At-least-once: a crash between the two leaves both copies, and the job
+    /// id makes the second run overwrite the first's records.
+    pub async fn hand_back(&self, delivery: &JobDelivery) -> Result<(), BrokerError> {
+        let original = delivery.properties();
+        let properties = copy_identity(original).with_headers(headers::carry_over(original));
+        let lane = delivery.lane();
+        self.publish(&self.topology.jobs_exchange(), &self.topology.lane_queue(lane), delivery.body(), properties).await
     }
 
     /// Republishes a message (from the DLQ) onto the jobs exchange, for `riptide dlq replay`.

@@ -7,15 +7,25 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, ExchangeKind};
 use serde::Deserialize;
 
 use super::BrokerError;
+use super::connection::BrokerConnection;
+use super::inspect::Inspector;
 
 /// The migrations, oldest first, compiled into the binary so `riptide migrate` needs no files.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial.toml", include_str!("../../migrations/0001_initial.toml"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial.toml", include_str!("../../migrations/0001_initial.toml")),
+    ("0002_delay_at_least_once.toml", include_str!("../../migrations/0002_delay_at_least_once.toml")),
+];
+
+/// The delay-queue name of migrations that do not name theirs (migration 1's classic queues).
+const DEFAULT_DELAY_QUEUE: &str = "{ns}.retry.{lane}.{tier}s";
 
 /// One migration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,8 +78,31 @@ struct BindingDecl {
 #[serde(deny_unknown_fields)]
 struct RetryDecl {
     exchange: String,
+    /// Name template of a delay queue: `{ns}`, `{lane}` and `{tier}` (seconds) are filled in.
+    #[serde(default = "default_delay_queue")]
+    queue: String,
+    /// Queue type of the delay queues (classic when not said).
+    #[serde(default = "classic")]
+    kind: QueueKind,
+    /// Extra queue arguments of every delay queue.
+    #[serde(default)]
+    arguments: BTreeMap<String, toml::Value>,
     tiers_secs: Vec<u64>,
     lanes: Vec<RetryLaneDecl>,
+}
+
+fn default_delay_queue() -> String {
+    DEFAULT_DELAY_QUEUE.to_string()
+}
+
+fn classic() -> QueueKind {
+    QueueKind::Classic
+}
+
+impl RetryDecl {
+    fn queue_name(&self, namespace: &str, lane: &str, tier_secs: u64) -> String {
+        self.queue.replace("{ns}", namespace).replace("{lane}", lane).replace("{tier}", &tier_secs.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +150,14 @@ pub struct Topology {
     pub redis_schema: u32,
     /// Delay-queue tiers, ascending.
     pub retry_tiers: Vec<Duration>,
+    /// Deliveries a lane allows (`x-delivery-limit`) before the broker dead-letters a message
+    /// by itself; `None` when the lanes declare none.
+    pub delivery_limit: Option<u64>,
+    /// Name template of the current delay queues (the newest migration's).
+    delay_queue: String,
+    /// Delay queues of older migrations, still drained (what waits there comes back to its
+    /// lane when its TTL runs out) but never published to.
+    retired_delay_queues: Vec<String>,
 }
 
 impl Topology {
@@ -124,17 +165,33 @@ impl Topology {
     pub fn new(namespace: &str) -> Result<Self, BrokerError> {
         let migrations = load_migrations()?;
         let newest = migrations.last().ok_or_else(|| BrokerError::Migration("no migrations compiled in".into()))?;
-        let retry_tiers = migrations
+        let retries: Vec<&RetryDecl> = migrations.iter().filter_map(|m| m.retry.as_ref()).collect();
+        let current = retries.last();
+        let retry_tiers =
+            current.map(|r| r.tiers_secs.iter().map(|s| Duration::from_secs(*s)).collect()).unwrap_or_default();
+        let delay_queue = current.map_or_else(default_delay_queue, |r| r.queue.clone());
+        let mut retired_delay_queues = Vec::new();
+        for older in retries.iter().rev().skip(1).filter(|r| r.queue != delay_queue) {
+            for lane in &older.lanes {
+                retired_delay_queues
+                    .extend(older.tiers_secs.iter().map(|t| older.queue_name(namespace, &lane.name, *t)));
+            }
+        }
+        let delivery_limit = migrations
             .iter()
-            .rev()
-            .find_map(|m| m.retry.as_ref())
-            .map(|r| r.tiers_secs.iter().map(|s| Duration::from_secs(*s)).collect())
-            .unwrap_or_default();
+            .flat_map(|m| m.queues.iter())
+            .filter(|q| q.name == "{ns}.jobs")
+            .filter_map(|q| q.arguments.get("x-delivery-limit").and_then(toml::Value::as_integer))
+            .next_back()
+            .and_then(|limit| u64::try_from(limit).ok());
         Ok(Topology {
             namespace: namespace.to_string(),
             version: newest.version,
             redis_schema: newest.redis_schema,
             retry_tiers,
+            delivery_limit,
+            delay_queue,
+            retired_delay_queues,
         })
     }
 
@@ -163,7 +220,21 @@ impl Topology {
 
     /// The delay queue of a lane and tier; also its routing key on the retry exchange.
     pub fn delay_queue(&self, lane: Lane, tier: Duration) -> String {
-        format!("{}.retry.{}.{}s", self.namespace, lane.as_str(), tier.as_secs())
+        self.delay_queue
+            .replace("{ns}", &self.namespace)
+            .replace("{lane}", lane.as_str())
+            .replace("{tier}", &tier.as_secs().to_string())
+    }
+
+    /// Every delay queue: the current ones of every lane and tier, then the retired ones
+    /// of older migrations (drained, never published to).
+    pub fn delay_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = Lane::ALL
+            .iter()
+            .flat_map(|lane| self.retry_tiers.iter().map(move |tier| self.delay_queue(*lane, *tier)))
+            .collect();
+        queues.extend(self.retired_delay_queues.iter().cloned());
+        queues
     }
 
     /// The dead-letter exchange.
@@ -194,9 +265,7 @@ impl Topology {
     /// Every queue a worker's drain check watches: both lanes and every delay queue.
     pub fn work_queues(&self) -> Vec<String> {
         let mut queues: Vec<String> = Lane::ALL.iter().map(|lane| self.lane_queue(*lane)).collect();
-        for lane in Lane::ALL {
-            queues.extend(self.retry_tiers.iter().map(|tier| self.delay_queue(lane, *tier)));
-        }
+        queues.extend(self.delay_queues());
         queues
     }
 
@@ -231,8 +300,40 @@ impl Topology {
         template.replace("{ns}", &self.namespace)
     }
 
-    /// Declares every migration in order, then the version markers. Idempotent.
-    pub async fn apply(&self, channel: &Channel) -> Result<Vec<String>, BrokerError> {
+    /// Declares every migration on `connection`'s broker, in order, then the version
+    /// markers. Idempotent; returns one line per migration.
+    pub async fn migrate(&self, connection: &BrokerConnection) -> Result<Vec<String>, BrokerError> {
+        let channel = connection.channel().await?;
+        let applied = self.apply(&channel).await;
+        if let Err(error) = channel.close(200, "migrated".into()).await {
+            tracing::debug!(%error, "Closing the migration channel failed.");
+        }
+        applied
+    }
+
+    /// Deletes every queue and exchange of the namespace (benchmarks and tests clean up
+    /// their throwaway namespaces with it).
+    pub async fn delete_all(&self, connection: &BrokerConnection) -> Result<(), BrokerError> {
+        let channel = connection.channel().await?;
+        for queue in self.all_queues() {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await
+                .map_err(|source| BrokerError::Declare { what: format!("deleting queue {queue}"), source })?;
+        }
+        for exchange in self.all_exchanges() {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await
+                .map_err(|source| BrokerError::Declare { what: format!("deleting exchange {exchange}"), source })?;
+        }
+        if let Err(error) = channel.close(200, "deleted".into()).await {
+            tracing::debug!(%error, "Closing the cleanup channel failed.");
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, channel: &Channel) -> Result<Vec<String>, BrokerError> {
         let mut applied = Vec::new();
         for migration in load_migrations()? {
             for exchange in &migration.exchanges {
@@ -268,8 +369,11 @@ impl Topology {
         let exchange = self.expand(&retry.exchange);
         for lane in &retry.lanes {
             for secs in &retry.tiers_secs {
-                let name = format!("{}.retry.{}.{}s", self.namespace, lane.name, secs);
-                let mut args = FieldTable::default();
+                let name = retry.queue_name(&self.namespace, &lane.name, *secs);
+                let mut args = self.queue_arguments(&retry.arguments)?;
+                if retry.kind == QueueKind::Quorum {
+                    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+                }
                 args.insert(
                     "x-message-ttl".into(),
                     AMQPValue::LongLongInt(i64::try_from(secs * 1000).unwrap_or(i64::MAX)),
@@ -309,7 +413,9 @@ impl Topology {
     }
 
     /// Checks that this broker has the newest migration. A worker refuses to start otherwise.
-    pub async fn verify(&self, channel: &Channel) -> Result<(), BrokerError> {
+    /// A failed check closes the inspector's channel (a passive declare of a missing exchange).
+    pub async fn verify(&self, inspector: &Inspector) -> Result<(), BrokerError> {
+        let channel = inspector.channel();
         let marker = self.marker_exchange(self.version);
         let options = ExchangeDeclareOptions { passive: true, durable: true, ..ExchangeDeclareOptions::default() };
         match channel
@@ -375,11 +481,16 @@ mod tests {
     #[test]
     fn migrations_parse_and_name_every_queue() {
         let topology = Topology::new("ns").unwrap();
-        assert_eq!(topology.version, 1);
+        assert_eq!(topology.version, 2);
+        assert_eq!(topology.delivery_limit, Some(10));
         assert_eq!(topology.retry_tiers.first(), Some(&Duration::from_secs(1)));
         assert_eq!(topology.lane_queue(Lane::High), "ns.jobs.high");
-        assert_eq!(topology.delay_queue(Lane::Normal, Duration::from_secs(30)), "ns.retry.normal.30s");
-        assert_eq!(topology.work_queues().len(), 2 + 2 * topology.retry_tiers.len());
+        // Retries go to migration 2's quorum delay queues; migration 1's are drained only.
+        assert_eq!(topology.delay_queue(Lane::Normal, Duration::from_secs(30)), "ns.delay.normal.30s");
+        let delay = topology.delay_queues();
+        assert!(delay.contains(&"ns.retry.normal.30s".to_string()), "{delay:?}");
+        assert_eq!(delay.len(), 2 * 2 * topology.retry_tiers.len());
+        assert_eq!(topology.work_queues().len(), 2 + delay.len());
     }
 
     #[test]

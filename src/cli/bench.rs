@@ -11,19 +11,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::consume::ResultReader;
 use crate::broker::publish::Publisher;
 use crate::broker::{Lane, Topology, connect};
+use crate::config::ExtractBackend;
 use crate::config::{Config, WireFormat};
-use crate::engines::{Engines, ExtractEngine};
 use crate::job::{JobRequest, JobResult, encode};
+use crate::pools::Pools;
 use crate::producer::{JobTemplate, enqueue};
 use crate::sample_site;
-use crate::store::Store;
 use crate::worker::{self, WorkerOptions};
 use riptide_extractor::Mode;
 
@@ -42,7 +40,7 @@ pub struct BenchOptions {
 #[derive(Debug, Clone, Default)]
 pub struct RunFigures {
     /// The extraction engine of this run.
-    pub engine: ExtractEngine,
+    pub engine: ExtractBackend,
     /// Extraction-only rate, pages per second.
     pub extract_per_sec: f64,
     /// Pipeline throughput, jobs per second.
@@ -67,9 +65,9 @@ pub async fn run(base: &Config, options: &BenchOptions) -> anyhow::Result<Vec<Ru
     let urls: Vec<String> = (0..options.pages).map(|n| format!("http://{addr}/articles/{n}")).collect();
     let pages = fetch_pages(base, &urls).await?;
     let mut figures = Vec::new();
-    // Engines alternate within each run, so machine noise hits both alike.
+    // Pools alternate within each run, so machine noise hits both alike.
     for run in 1..=options.runs {
-        for engine in [ExtractEngine::Wasm, ExtractEngine::Native] {
+        for engine in [ExtractBackend::Wasm, ExtractBackend::Native] {
             let mut config = base.clone();
             config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
             config.allow_private_networks = true;
@@ -99,19 +97,11 @@ async fn one_run(
     urls: &[String],
     pages: &[(String, String)],
 ) -> anyhow::Result<RunFigures> {
-    super::migrate_namespace(config).await?;
+    crate::migrate::migrate(config).await?;
     let extract_per_sec = extraction_only(config, pages, options.jobs).await?;
     let topology = Topology::new(&config.namespace)?;
     let connection = connect(&config.amqp_url, "riptide-bench").await?;
-    let channel = connection.create_channel().await?;
-    let mut results = channel
-        .basic_consume(
-            topology.results_queue().as_str().into(),
-            "bench".into(),
-            BasicConsumeOptions { no_ack: true, ..Default::default() },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut results = ResultReader::open(&connection, &topology).await?;
 
     // Throughput: preload, then time the worker from start to the last result.
     let job_urls: Vec<String> = (0..options.jobs).map(|i| format!("{}?j={i}", urls[i % urls.len()])).collect();
@@ -155,8 +145,8 @@ async fn one_run(
     shutdown.cancel();
     worker_task.await??;
     publisher.close().await?;
-    channel.close(200, "bench done".into()).await?;
-    connection.close(200, "bench done".into()).await?;
+    results.close().await;
+    connection.close("bench done").await;
     latencies.sort_by(f64::total_cmp);
     Ok(RunFigures {
         engine: config.worker.engine,
@@ -167,12 +157,12 @@ async fn one_run(
     })
 }
 
-async fn next_result(results: &mut lapin::Consumer) -> anyhow::Result<JobResult> {
-    let delivery = tokio::time::timeout(Duration::from_secs(60), results.next())
+async fn next_result(results: &mut ResultReader) -> anyhow::Result<JobResult> {
+    let never = CancellationToken::new();
+    tokio::time::timeout(Duration::from_secs(60), results.next_arriving(&never))
         .await
-        .map_err(|_| anyhow::anyhow!("no result for 60 s; is the worker stuck?"))?
-        .ok_or_else(|| anyhow::anyhow!("the results consumer ended"))??;
-    Ok(serde_json::from_slice(&delivery.data)?)
+        .map_err(|_| anyhow::anyhow!("no result for 60 s; is the worker stuck?"))??
+        .ok_or_else(|| anyhow::anyhow!("the results consumer ended"))
 }
 
 /// Fetches each page once, so extraction-only runs on exactly what the worker extracts.
@@ -189,13 +179,13 @@ async fn fetch_pages(config: &Config, urls: &[String]) -> anyhow::Result<Vec<(St
 /// Extracts `count` pages with the engine of `config` and the worker's parallelism, as the
 /// worker's extraction stage would, and returns pages per second.
 async fn extraction_only(config: &Config, pages: &[(String, String)], count: usize) -> anyhow::Result<f64> {
-    let engines = Engines::start(config).await?;
+    let pools = Pools::start(config).await?;
     let pages = Arc::new(pages.to_vec());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..config.worker.concurrency.max(1) {
-        let (pages, next, engines) = (pages.clone(), next.clone(), engines.clone());
+        let (pages, next, pools) = (pages.clone(), next.clone(), pools.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -203,7 +193,7 @@ async fn extraction_only(config: &Config, pages: &[(String, String)], count: usi
                     return anyhow::Ok(());
                 }
                 let (url, html) = &pages[i % pages.len()];
-                engines.extract("article", html.clone(), url.clone(), Mode::Article, Duration::from_secs(30)).await?;
+                pools.extract("article", html.clone(), url.clone(), Mode::Article, Duration::from_secs(30)).await?;
             }
         }));
     }
@@ -211,7 +201,7 @@ async fn extraction_only(config: &Config, pages: &[(String, String)], count: usi
         task.await??;
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    engines.close().await;
+    pools.close().await;
     Ok(rate)
 }
 
@@ -223,24 +213,10 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// Deletes the namespace's queues, exchanges and Redis keys.
+/// Deletes the namespace's queues, exchanges and Redis keys; a failure is logged (a
+/// throwaway namespace left behind is untidy, not wrong).
 pub async fn cleanup(config: &Config) {
-    let outcome: anyhow::Result<()> = async {
-        let topology = Topology::new(&config.namespace)?;
-        let connection = connect(&config.amqp_url, "riptide-cleanup").await?;
-        let channel = connection.create_channel().await?;
-        for queue in topology.all_queues() {
-            channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
-        }
-        for exchange in topology.all_exchanges() {
-            channel.exchange_delete(exchange.as_str().into(), Default::default()).await?;
-        }
-        connection.close(200, "cleaned".into()).await?;
-        Store::new(&config.redis_url, &config.namespace, &config.store)?.delete_namespace().await?;
-        Ok(())
-    }
-    .await;
-    if let Err(error) = outcome {
+    if let Err(error) = crate::migrate::remove(config).await {
         tracing::warn!(namespace = %config.namespace, %error, "Cleanup of the namespace failed.");
     }
 }

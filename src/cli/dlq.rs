@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
 
-use crate::broker::dlq::{DlqSession, Overrides, Selection};
+use crate::broker::dlq::{DlqSession, MAX_BATCH, Overrides, Selection, purge_in_rounds, replay_in_rounds};
 use crate::broker::{Topology, connect};
 use crate::config::Config;
 use crate::job::{Mode, Render};
@@ -87,7 +87,8 @@ impl FilterArgs {
         let since = match &self.since {
             None => None,
             Some(raw) => Some(match humantime::parse_duration(raw) {
-                Ok(ago) => SystemTime::now() - ago,
+                // Longer ago than the clock goes back: everything.
+                Ok(ago) => SystemTime::now().checked_sub(ago).unwrap_or(SystemTime::UNIX_EPOCH),
                 Err(_) => humantime::parse_rfc3339_weak(raw)
                     .map_err(|_| anyhow::anyhow!("--since {raw:?}: use a duration (30m, 2h) or an RFC 3339 time"))?,
             }),
@@ -102,6 +103,29 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCod
     let connection = connect(&config.amqp_url, "riptide-dlq").await?;
     let mut session = DlqSession::open(&connection, &topology, &config.job).await?;
     let code = match command {
+        DlqCommand::Replay { ids, filter, render, mode, max_attempts, timeout_ms, dry_run: false } => {
+            // Rounds of their own sessions: this one goes back untouched first.
+            session.close().await?;
+            let selection = filter.selection(ids)?;
+            anyhow::ensure!(!selection.is_empty(), "select what to replay: ids, --all, --reason, --host or --since");
+            let overrides = Overrides { render, mode, max_attempts, timeout_ms };
+            let outcome = replay_in_rounds(&connection, &topology, &config.job, &selection, &overrides).await?;
+            for (id, why) in &outcome.skipped {
+                eprintln!("skipped {id}: {why}");
+            }
+            println!("replayed {} of {} matched dead letter(s)", outcome.done, outcome.matched);
+            connection.close("dlq done").await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        DlqCommand::Purge { ids, filter, dry_run: false } => {
+            session.close().await?;
+            let selection = filter.selection(ids)?;
+            anyhow::ensure!(!selection.is_empty(), "select what to purge: ids, --all, --reason, --host or --since");
+            let outcome = purge_in_rounds(&connection, &topology, &config.job, &selection).await?;
+            println!("purged {} dead letter(s)", outcome.done);
+            connection.close("dlq done").await;
+            return Ok(ExitCode::SUCCESS);
+        }
         DlqCommand::List { filter, json } => {
             let selection = filter.selection(Vec::new())?;
             let everything = Selection { all: true, ..Selection::default() };
@@ -122,7 +146,13 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCod
                     );
                 }
             }
-            eprintln!("{count} dead letter(s)");
+            if session.read() >= MAX_BATCH {
+                eprintln!(
+                    "{count} dead letter(s) among the first {MAX_BATCH} read; the DLQ holds more (narrow with filters, or purge / replay, which go in rounds)"
+                );
+            } else {
+                eprintln!("{count} dead letter(s)");
+            }
             ExitCode::SUCCESS
         }
         DlqCommand::Show { id } => {
@@ -146,10 +176,9 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCod
             for (id, why) in &outcome.skipped {
                 eprintln!("skipped {id}: {why}");
             }
-            let verb = if dry_run { "would replay" } else { "replayed" };
             println!(
-                "{verb} {} of {} matched dead letter(s)",
-                if dry_run { outcome.matched - outcome.skipped.len() } else { outcome.done },
+                "would replay {} of {} matched dead letter(s)",
+                outcome.matched - outcome.skipped.len(),
                 outcome.matched
             );
             ExitCode::SUCCESS
@@ -158,12 +187,11 @@ pub async fn run(config: &Config, command: DlqCommand) -> anyhow::Result<ExitCod
             let selection = filter.selection(ids)?;
             anyhow::ensure!(!selection.is_empty(), "select what to purge: ids, --all, --reason, --host or --since");
             let outcome = session.purge(&selection, dry_run).await?;
-            let verb = if dry_run { "would purge" } else { "purged" };
-            println!("{verb} {} dead letter(s)", if dry_run { outcome.matched } else { outcome.done });
+            println!("would purge {} dead letter(s)", outcome.matched);
             ExitCode::SUCCESS
         }
     };
     session.close().await?;
-    connection.close(200, "dlq done".into()).await?;
+    connection.close("dlq done").await;
     Ok(code)
 }

@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use riptide_extractor::{Document, Mode, Options};
+use riptide_extractor::{Document, Mode};
 
-use crate::browser::{BrowserPool, RenderRequest, looks_client_rendered};
-use crate::config::Config;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::{Config, ExtractBackend};
 use crate::fetch::Fetcher;
-use crate::job::Render;
-use crate::wasm::ExtractorPool;
+use crate::job::{Render, StageTimings};
+use crate::page::{Deadline, PageRequest, PageSource};
+use crate::pools::Pools;
+use crate::wasm::DEFAULT_EXTRACTOR;
 
 /// Options of `riptide extract`.
 #[derive(Debug, Args)]
@@ -34,7 +38,7 @@ pub struct ExtractArgs {
     pub format: OutputFormat,
     /// Which extractor runs: the sandboxed WASM component or the native core.
     #[arg(long, value_enum, default_value = "wasm")]
-    pub engine: EngineArg,
+    pub engine: BackendArg,
     /// How to get a URL: static HTTP, headless Chromium, or auto (static unless the page
     /// looks client-rendered).
     #[arg(long, value_parser = super::parse_render, default_value = "static")]
@@ -61,103 +65,89 @@ pub enum OutputFormat {
     Text,
 }
 
-/// Extraction engine.
+/// Extraction backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EngineArg {
+pub enum BackendArg {
     /// The WASM component through the instance pool.
     Wasm,
     /// The native core, in process.
     Native,
 }
 
-/// The engine chosen for this run.
-enum Extractor {
-    Wasm(ExtractorPool),
-    Native,
+impl From<BackendArg> for ExtractBackend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Wasm => ExtractBackend::Wasm,
+            BackendArg::Native => ExtractBackend::Native,
+        }
+    }
 }
 
 /// Generous per-page budget: a 20 MB page takes about 1.5 s through the component here.
 const PAGE_BUDGET: Duration = Duration::from_secs(30);
 
-impl Extractor {
-    async fn start(engine: EngineArg, config: &Config) -> anyhow::Result<Self> {
-        Ok(match engine {
-            EngineArg::Wasm => Extractor::Wasm(ExtractorPool::start(config.wasm.clone()).await?),
-            EngineArg::Native => Extractor::Native,
-        })
+/// The worker's own pools and page stage, so `riptide extract` and the worker never drift.
+struct Tools {
+    pools: Pools,
+    pages: PageSource,
+}
+
+impl Tools {
+    async fn start(config: &Config, backend: BackendArg) -> anyhow::Result<Self> {
+        let mut config = config.clone();
+        config.worker.engine = backend.into();
+        let pools = Pools::start(&config).await?;
+        let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
+        let pages = PageSource::new(fetcher, pools.clone(), config.allow_private_networks, None);
+        Ok(Tools { pools, pages })
     }
 
     async fn extract(&self, html: String, url: String, mode: Mode) -> anyhow::Result<Document> {
-        let options = Options { mode, ..Options::default() };
-        match self {
-            Extractor::Wasm(pool) => Ok(pool.extract("article", html, url, options, PAGE_BUDGET).await?.document),
-            Extractor::Native => Ok(crate::native::extract(html, url, options, PAGE_BUDGET).await?),
-        }
-    }
-
-    async fn close(self) {
-        if let Extractor::Wasm(pool) = self {
-            pool.close().await;
-        }
+        Ok(self.pools.extract(DEFAULT_EXTRACTOR, html, url, mode, PAGE_BUDGET).await?.document)
     }
 }
 
 /// Runs `riptide extract`.
+/// SIGINT and SIGTERM stop it cleanly: the browsers it started are closed before it exits.
 pub async fn run(config: &Config, args: ExtractArgs) -> anyhow::Result<ExitCode> {
-    let extractor = Extractor::start(args.engine, config).await?;
-    let result = match (&args.batch, &args.out, &args.input) {
-        (Some(dir), Some(out), _) => batch(&extractor, dir, out, args.mode).await,
-        (_, _, Some(input)) => single(config, &extractor, input, &args).await,
-        _ => Err(anyhow::anyhow!("give a file or URL, or --batch DIR --out DIR")),
+    let stop = crate::shutdown::on_signal();
+    let tools = Tools::start(config, args.engine).await?;
+    let work = async {
+        match (&args.batch, &args.out, &args.input) {
+            (Some(dir), Some(out), _) => batch(&tools, dir, out, args.mode).await,
+            (_, _, Some(input)) => single(&tools, input, &args, &stop).await,
+            _ => Err(anyhow::anyhow!("give a file or URL, or --batch DIR --out DIR")),
+        }
     };
-    extractor.close().await;
+    let result = tokio::select! {
+        result = work => result,
+        () = stop.cancelled() => Err(anyhow::anyhow!("interrupted")),
+    };
+    tools.pools.close().await;
     result
 }
 
-async fn single(config: &Config, extractor: &Extractor, input: &str, args: &ExtractArgs) -> anyhow::Result<ExitCode> {
+async fn single(tools: &Tools, input: &str, args: &ExtractArgs, stop: &CancellationToken) -> anyhow::Result<ExitCode> {
     let (html, url) = if input.starts_with("http://") || input.starts_with("https://") {
-        fetch_page(config, &input.parse()?, args.render).await?
+        let url: Url = input.parse()?;
+        let request = PageRequest { url: &url, headers: &Default::default(), render: args.render, wait_for: None };
+        let mut timings = StageTimings::default();
+        let page = tools.pages.get(&request, Deadline::starting_now(PAGE_BUDGET), &mut timings, stop).await?;
+        if page.render_used == Render::Headless && args.render == Render::Auto {
+            eprintln!("the static page looks client-rendered; it was rendered in Chromium");
+        }
+        (page.html, page.final_url.to_string())
     } else {
         let path = Path::new(input);
         (read_page(path)?, args.url.clone().unwrap_or_else(|| file_url(path)))
     };
-    let doc = extractor.extract(html, url, args.mode).await?;
+    let doc = tools.extract(html, url, args.mode).await?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&doc)?),
         OutputFormat::Markdown => println!("{}", doc.markdown),
         OutputFormat::Text => println!("{}", doc.text),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Fetches or renders a URL as the worker would for the same render mode.
-async fn fetch_page(config: &Config, url: &url::Url, render: Render) -> anyhow::Result<(String, String)> {
-    let timeout = Duration::from_secs(30);
-    let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
-    let fetch_static = || async {
-        let page = fetcher.fetch(url, &Default::default(), timeout, config.allow_private_networks).await?;
-        anyhow::Ok((page.html, page.final_url.to_string()))
-    };
-    let render_headless = || async {
-        let pool = BrowserPool::start(config.browser.clone(), config.allow_private_networks).await?;
-        let rendered = pool.render(&RenderRequest { url: url.clone(), timeout, wait_for: None }).await;
-        pool.close().await?;
-        let page = rendered?;
-        anyhow::Ok((page.html, page.final_url.to_string()))
-    };
-    match render {
-        Render::Static => fetch_static().await,
-        Render::Headless => render_headless().await,
-        Render::Auto => {
-            let (html, final_url) = fetch_static().await?;
-            if looks_client_rendered(&html) {
-                eprintln!("the static page looks client-rendered; rendering it in Chromium");
-                render_headless().await
-            } else {
-                Ok((html, final_url))
-            }
-        }
-    }
 }
 
 /// Reads a page file, gunzipping `.gz`, and decodes it with its own charset declaration.
@@ -190,7 +180,7 @@ fn page_name(path: &Path) -> Option<String> {
         .find_map(|ext| name.strip_suffix(&format!(".{ext}")).map(str::to_string))
 }
 
-async fn batch(extractor: &Extractor, dir: &Path, out: &Path, mode: Mode) -> anyhow::Result<ExitCode> {
+async fn batch(tools: &Tools, dir: &Path, out: &Path, mode: Mode) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut pages: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -202,7 +192,7 @@ async fn batch(extractor: &Extractor, dir: &Path, out: &Path, mode: Mode) -> any
     let mut failed = 0;
     for (name, path) in &pages {
         let html = read_page(path)?;
-        match extractor.extract(html, file_url(path), mode).await {
+        match tools.extract(html, file_url(path), mode).await {
             Ok(doc) => {
                 let mut value = serde_json::to_value(&doc)?;
                 value["articleBody"] = serde_json::Value::String(doc.text.clone());

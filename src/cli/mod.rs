@@ -17,16 +17,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicGetOptions};
-use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use crate::broker::consume::ResultReader;
 use crate::broker::{Topology, connect};
-use crate::config::{Config, WireFormat, redact_url};
+use crate::config::{Config, WireFormat};
 use crate::job::{JobResult, Mode, Render};
 use crate::producer::{JobTemplate, enqueue};
+use crate::redact;
 use crate::store::Store;
 use crate::worker::{WorkerOptions, run as run_worker};
 
@@ -240,20 +239,8 @@ fn init_logging(format: Option<LogFormat>) {
     }
 }
 
-/// Applies the migrations to the broker and Redis of `config`'s namespace.
-pub async fn migrate_namespace(config: &Config) -> anyhow::Result<Vec<String>> {
-    let topology = Topology::new(&config.namespace)?;
-    let connection = connect(&config.amqp_url, "riptide-migrate").await?;
-    let channel = connection.create_channel().await?;
-    let applied = topology.apply(&channel).await?;
-    let store = Store::new(&config.redis_url, &config.namespace, &config.store)?;
-    store.raise_schema_version(topology.redis_schema).await.context("recording the Redis schema version")?;
-    connection.close(200, "migrated".into()).await?;
-    Ok(applied)
-}
-
 async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
-    let applied = migrate_namespace(config).await?;
+    let applied = crate::migrate::migrate(config).await?;
     for line in applied {
         println!("applied {line}");
     }
@@ -261,14 +248,13 @@ async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
         "namespace {:?} is at topology v{} on {}",
         config.namespace,
         Topology::new(&config.namespace)?.version,
-        redact_url(&config.amqp_url)
+        redact::url(&config.amqp_url)
     );
     Ok(ExitCode::SUCCESS)
 }
 
 async fn worker(config: Config, drain: bool) -> anyhow::Result<ExitCode> {
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signal_to_cancel(shutdown.clone()));
+    let shutdown = crate::shutdown::on_signal();
     let health = crate::ops::health::Health::default();
     let metrics = crate::ops::exporter::install()?;
     let ops_stop = CancellationToken::new();
@@ -287,28 +273,6 @@ async fn worker(config: Config, drain: bool) -> anyhow::Result<ExitCode> {
         "Worker stopped."
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Cancels `token` on SIGINT or SIGTERM.
-pub async fn signal_to_cancel(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "Cannot listen for SIGTERM; only SIGINT stops the worker gracefully.");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("Stop signal received; stopping.");
-    token.cancel();
 }
 
 async fn enqueue_command(config: &Config, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
@@ -373,53 +337,26 @@ fn read_url_lines(path: &PathBuf) -> anyhow::Result<Vec<String>> {
 async fn results(config: &Config, follow: bool, max: Option<usize>, brief: bool) -> anyhow::Result<ExitCode> {
     let topology = Topology::new(&config.namespace)?;
     let connection = connect(&config.amqp_url, "riptide-results").await?;
-    let channel = connection.create_channel().await?;
-    let queue = topology.results_queue();
+    let mut reader = ResultReader::open(&connection, &topology).await?;
+    let stop = if follow { crate::shutdown::on_signal() } else { CancellationToken::new() };
     let limit = max.unwrap_or(usize::MAX);
     let mut printed = 0;
-    if follow {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(signal_to_cancel(shutdown.clone()));
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "riptide-results".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        while printed < limit {
-            let delivery = tokio::select! {
-                () = shutdown.cancelled() => break,
-                next = consumer.next() => match next { Some(d) => d?, None => break },
-            };
-            print_result(&delivery.data, brief)?;
-            delivery.acker.ack(BasicAckOptions::default()).await?;
-            printed += 1;
-        }
-    } else {
-        while printed < limit {
-            let Some(message) = channel.basic_get(queue.as_str().into(), BasicGetOptions::default()).await? else {
-                break;
-            };
-            print_result(&message.delivery.data, brief)?;
-            message.delivery.acker.ack(BasicAckOptions::default()).await?;
-            printed += 1;
-        }
+    while printed < limit {
+        let next = if follow { reader.next_arriving(&stop).await? } else { reader.next_waiting().await? };
+        let Some(result) = next else { break };
+        print_result(&result, brief)?;
+        printed += 1;
     }
-    connection.close(200, "done".into()).await?;
+    reader.close().await;
+    connection.close("done").await;
     eprintln!("{printed} result(s)");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a result (JSON or MessagePack on the wire) as one line of JSON, or briefly.
-fn print_result(data: &[u8], brief: bool) -> anyhow::Result<()> {
-    let result: JobResult = match serde_json::from_slice(data) {
-        Ok(result) => result,
-        Err(_) => rmp_serde::from_slice(data).context("a result that is neither JSON nor MessagePack")?,
-    };
+/// Prints a result as one line of JSON, or briefly.
+fn print_result(result: &JobResult, brief: bool) -> anyhow::Result<()> {
     if !brief {
-        println!("{}", serde_json::to_string(&result)?);
+        println!("{}", serde_json::to_string(result)?);
         return Ok(());
     }
     let detail = match (&result.summary, &result.error) {
@@ -463,8 +400,7 @@ async fn stats_command(config: &Config, watch: Option<u64>, json: bool) -> anyho
 }
 
 async fn sample_site(addr: SocketAddr, pages: usize) -> anyhow::Result<ExitCode> {
-    let stop = CancellationToken::new();
-    tokio::spawn(signal_to_cancel(stop.clone()));
+    let stop = crate::shutdown::on_signal();
     let (bound, handle) = crate::sample_site::serve(addr, pages, stop).await?;
     println!("http://{bound}/");
     handle.await?;
@@ -483,8 +419,8 @@ async fn bench_command(config: &Config, jobs: usize, pages: usize, runs: usize) 
         let pick = |engine| bench::median(figures.iter().filter(|r| r.engine == engine).map(f).collect());
         println!(
             "| {label} | {:.2} {unit} | {:.2} {unit} |",
-            pick(crate::engines::ExtractEngine::Wasm),
-            pick(crate::engines::ExtractEngine::Native)
+            pick(crate::config::ExtractBackend::Wasm),
+            pick(crate::config::ExtractBackend::Native)
         );
     };
     row("extraction only (same pages, same parallelism)", "pages/s", |f| f.extract_per_sec);

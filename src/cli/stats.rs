@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::broker::inspect::{QueueDepth, namespace_depths};
+use crate::broker::inspect::{Inspector, QueueDepth};
 use crate::broker::{Topology, connect};
 use crate::config::Config;
 use crate::store::Store;
@@ -48,9 +48,8 @@ pub struct Stats {
 pub async fn collect(config: &Config) -> anyhow::Result<Stats> {
     let topology = Topology::new(&config.namespace)?;
     let connection = connect(&config.amqp_url, "riptide-stats").await?;
-    let channel = connection.create_channel().await?;
-    let depths = namespace_depths(&channel, &topology).await?;
-    connection.close(200, "stats".into()).await?;
+    let depths = Inspector::open(&connection).await?.namespace_depths(&topology).await?;
+    connection.close("stats").await;
     let management = management_figures(config, &depths).await;
     let management_api = management.is_some();
     let management = management.unwrap_or_default();

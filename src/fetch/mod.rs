@@ -51,6 +51,10 @@ pub enum FetchError {
         /// The site's `Retry-After`, if it sent one.
         retry_after: Option<Duration>,
     },
+    /// The browser rendered a page but could not tell its HTTP status (no main-document
+    /// response was seen): nothing says the page is what the site meant to serve.
+    #[error("the HTTP status of {0} is unknown (no main-document response)")]
+    UnknownStatus(String),
     /// The job's time budget ran out.
     #[error("no complete response within {0:?}")]
     Timeout(Duration),
@@ -85,6 +89,8 @@ impl FetchError {
                 let retry = if retryable { Retry::Later { after: *retry_after } } else { Retry::Never };
                 Failure { reason: FailureReason::HttpStatus, retry, message }
             }
+            // Retryable: a navigation that was cut short may well complete next time.
+            FetchError::UnknownStatus(_) => Failure::retryable(FailureReason::Browser, message),
             FetchError::Timeout(_) => Failure::retryable(FailureReason::Timeout, message),
             FetchError::TooManyRedirects(_) => Failure::permanent(FailureReason::TooManyRedirects, message),
             FetchError::BodyTooLarge { .. } => Failure::permanent(FailureReason::BodyTooLarge, message),
@@ -103,13 +109,15 @@ impl FetchError {
             return match redirect {
                 RedirectRefused::TooMany => FetchError::TooManyRedirects(max_redirects),
                 RedirectRefused::Blocked(blocked) => FetchError::Blocked(blocked.clone()),
-                RedirectRefused::Scheme(url) => FetchError::BadRedirect(url.clone()),
+                RedirectRefused::Scheme(url) => FetchError::BadRedirect(crate::redact::url(url)),
             };
         }
         if error.is_timeout() {
             return FetchError::Timeout(timeout);
         }
-        FetchError::Transport(error)
+        // reqwest's message names the full URL, query tokens included; the job id already
+        // says which page it was, so the URL stays out of logs, `last_error` and dead letters.
+        FetchError::Transport(error.without_url())
     }
 }
 
@@ -210,7 +218,7 @@ impl Fetcher {
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
-                url: final_url.to_string(),
+                url: crate::redact::url(final_url.as_str()),
                 retry_after: retry_after(status, response.headers()),
             });
         }
@@ -266,6 +274,18 @@ fn is_page_content_type(ct: &str) -> bool {
         || essence == "text/plain"
         || essence == "application/xml"
         || essence == "text/xml"
+}
+
+/// The status rule every page obeys, fetched or rendered: a 2xx passes; any other status is
+/// [`FetchError::Status`] (retryable for 408, 429 and 5xx, with `retry_after`); an unknown
+/// status (a browser that could not tell) is [`FetchError::UnknownStatus`], rather than a
+/// page stored as if it were fine.
+pub fn check_status(status: Option<u16>, url: &Url, retry_after: Option<Duration>) -> Result<u16, FetchError> {
+    match status {
+        Some(code) if (200..300).contains(&code) => Ok(code),
+        Some(code) => Err(FetchError::Status { status: code, url: crate::redact::url(url.as_str()), retry_after }),
+        None => Err(FetchError::UnknownStatus(crate::redact::url(url.as_str()))),
+    }
 }
 
 /// `Retry-After` in seconds or as an HTTP date, on statuses where it means "come back later".

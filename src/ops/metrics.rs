@@ -3,7 +3,10 @@
 //! No other module spells a metric name. Labels are closed sets (`outcome`, `reason`,
 //! `lane`, `stage`), never URLs, hosts, job ids or error text.
 
-/// Jobs finished, by `outcome` (ok, cached, retried, dead, handed_back) and `reason`.
+use crate::failure::FailureReason;
+use crate::job::Outcome;
+
+/// Deliveries settled, by `outcome` (ok, cached, failed as in the result; handed_back) and `reason`.
 pub const JOBS_TOTAL: &str = "riptide_jobs_total";
 /// Retries scheduled, by `reason`.
 pub const RETRIES_TOTAL: &str = "riptide_retries_total";
@@ -76,15 +79,22 @@ pub const WASM_FALLBACKS_TOTAL: &str = "riptide_wasm_fallbacks_total";
 /// Component loads, by `outcome` (loaded from an artifact, compiled, rebuilt).
 pub const WASM_ARTIFACTS_TOTAL: &str = "riptide_wasm_artifacts_total";
 
+/// The `outcome` label of a delivery handed back to the broker: not a result outcome (no
+/// result is published), so it is not in [`Outcome`].
+pub const OUTCOME_HANDED_BACK: &str = "handed_back";
+
 /// Creates the worker's series with closed label sets at zero, so dashboards and `rate()`
 /// see them before the first event (an absent series is not a zero).
 pub fn initialize() {
-    for reason in crate::failure::FailureReason::ALL {
+    for reason in FailureReason::ALL {
         metrics::counter!(RETRIES_TOTAL, "reason" => reason.as_str()).absolute(0);
         metrics::counter!(DEAD_LETTERS_TOTAL, "reason" => reason.as_str()).absolute(0);
     }
-    for outcome in ["ok", "cached", "handed_back"] {
+    for outcome in [Outcome::Ok.as_str(), Outcome::Cached.as_str(), OUTCOME_HANDED_BACK] {
         metrics::counter!(JOBS_TOTAL, "outcome" => outcome, "reason" => "none").absolute(0);
+    }
+    for reason in FailureReason::ALL {
+        metrics::counter!(JOBS_TOTAL, "outcome" => Outcome::Failed.as_str(), "reason" => reason.as_str()).absolute(0);
     }
     for lane in ["high", "normal"] {
         metrics::counter!(DELIVERIES_TOTAL, "lane" => lane).absolute(0);

@@ -5,7 +5,6 @@
 //!
 //! It reports what happens; it must not decide anything about jobs.
 
-pub mod events;
 pub mod exporter;
 pub mod health;
 pub mod metrics;

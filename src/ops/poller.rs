@@ -6,21 +6,20 @@
 
 use std::time::Duration;
 
-use lapin::Channel;
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
 use super::metrics as m;
 use crate::broker::Topology;
-use crate::broker::inspect::namespace_depths;
+use crate::broker::inspect::Inspector;
 use crate::store::Store;
 
 /// What the poller needs.
 #[derive(Debug)]
 pub struct Poller {
-    /// A channel for passive declares (a failed one closes it; ours never fail while the
-    /// topology exists).
-    pub channel: Channel,
+    /// Passive declares for the depths (a failed one closes its channel; ours never fail
+    /// while the topology exists).
+    pub inspector: Inspector,
     /// The namespace's names.
     pub topology: Topology,
     /// Redis, for PING and the heartbeat.
@@ -46,7 +45,7 @@ impl Poller {
     }
 
     async fn poll_once(&self, heartbeat: &(impl Fn() -> Vec<(&'static str, String)> + Send)) {
-        match namespace_depths(&self.channel, &self.topology).await {
+        match self.inspector.namespace_depths(&self.topology).await {
             Ok(depths) => {
                 for depth in depths {
                     metrics::gauge!(m::QUEUE_DEPTH, "queue" => depth.name).set(depth.ready as f64);

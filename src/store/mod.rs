@@ -300,18 +300,19 @@ impl Store {
         Ok(redis::cmd("EVAL").arg(RAISE).arg(1).arg(self.schema_key()).arg(version).query_async(&mut conn).await?)
     }
 
-    /// Whether `host` was found to need a browser recently (`{ns}:render:{host}`).
-    pub async fn needs_browser(&self, host: &str) -> Result<bool, StoreError> {
+    /// Whether pages of `scope` (origin and first path segment) were found to need a browser
+    /// recently (`{ns}:render:{scope}`).
+    pub async fn needs_browser(&self, scope: &str) -> Result<bool, StoreError> {
         let mut conn = self.pool.get().await?;
-        let found: Option<String> = conn.get(format!("{}:render:{host}", self.prefix)).await?;
+        let found: Option<String> = conn.get(format!("{}:render:{scope}", self.prefix)).await?;
         Ok(found.is_some())
     }
 
-    /// Remembers for `ttl` that `host` serves client-rendered pages, so every worker's `auto`
-    /// jobs for it go to the browser directly instead of fetching statically first.
-    pub async fn remember_needs_browser(&self, host: &str, ttl: Duration) -> Result<(), StoreError> {
+    /// Remembers for `ttl` that pages of `scope` are client-rendered, so every worker's `auto`
+    /// jobs there go to the browser directly instead of fetching statically first.
+    pub async fn remember_needs_browser(&self, scope: &str, ttl: Duration) -> Result<(), StoreError> {
         let mut conn = self.pool.get().await?;
-        conn.set_ex::<_, _, ()>(format!("{}:render:{host}", self.prefix), "headless", ttl.as_secs().max(1)).await?;
+        conn.set_ex::<_, _, ()>(format!("{}:render:{scope}", self.prefix), "headless", ttl.as_secs().max(1)).await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The pool's configuration: one typed section (`[wasm]` in the worker's config tree), every field
 //! with its unit and what happens at the limit. It owns defaults and validation only; it must not
-//! build engines or touch the disk (that is `engine.rs` and `artifact.rs`).
+//! build pools or touch the disk (that is `engine.rs` and `artifact.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

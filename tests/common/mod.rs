@@ -78,18 +78,18 @@ impl TestEnv {
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let config = Arc::new(test_config(tweak));
-        riptide::cli::migrate_namespace(&config)
-            .await
-            .expect("migrate (is RabbitMQ/Redis running? see scripts/setup.sh)");
+        riptide::migrate::migrate(&config).await.expect("migrate (is RabbitMQ/Redis running? see scripts/setup.sh)");
         TestEnv { config, site: start_site().await }
     }
 
     pub async fn cleanup(self) {
-        riptide::cli::bench::cleanup(&self.config).await;
+        if let Err(error) = riptide::migrate::remove(&self.config).await {
+            eprintln!("cleanup of {} failed: {error}", self.config.namespace);
+        }
     }
 
     pub async fn connection(&self) -> Connection {
-        riptide::broker::connect(&self.config.amqp_url, "riptide-test").await.expect("connect")
+        Connection::connect(&self.config.amqp_url, lapin::ConnectionProperties::default()).await.expect("connect")
     }
 
     /// Starts an in-process worker.
@@ -397,4 +397,114 @@ pub fn start_redis(port: u16) -> std::process::Child {
         std::thread::sleep(Duration::from_millis(20));
     }
     child
+}
+
+/// A private RabbitMQ node (own node name, AMQP and distribution ports, data directory), for
+/// tests that stop and start the broker without disturbing the shared one that every other
+/// test uses. Stopped and removed on drop.
+pub struct PrivateRabbit {
+    pub node: String,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl PrivateRabbit {
+    /// Starts the node and waits until it accepts AMQP connections (about 10 s here).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let dist_port = free_port();
+        let node = format!("rt-{}-{}@localhost", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").unwrap();
+        std::fs::write(
+            dir.path().join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
+        )
+        .unwrap();
+        // As root, rabbitmq-server drops to the rabbitmq user, which must own the directory.
+        if is_root() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "rabbitmq:rabbitmq", &dir.path().to_string_lossy()])
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown of the private broker's directory failed");
+        }
+        let status = std::process::Command::new("rabbitmq-server")
+            .arg("-detached")
+            .env("RABBITMQ_NODENAME", &node)
+            .env("RABBITMQ_NODE_PORT", port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", path("mnesia"))
+            .env("RABBITMQ_LOG_BASE", path("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", path("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", path("pid"))
+            .env("RABBITMQ_CONFIG_FILE", path("rabbitmq.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("rabbitmq-server must be installed (scripts/setup.sh)");
+        assert!(status.success(), "rabbitmq-server -detached failed");
+        let rabbit = PrivateRabbit { node, port, dir };
+        rabbit.wait_for_port(true);
+        rabbit
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn ctl(&self, args: &[&str]) {
+        let status = std::process::Command::new("rabbitmqctl")
+            .arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "rabbitmqctl {args:?} failed");
+    }
+
+    /// `rabbitmqctl stop_app`: the broker stops serving (connections drop), the node stays.
+    pub fn stop_app(&self) {
+        self.ctl(&["stop_app"]);
+        self.wait_for_port(false);
+    }
+
+    /// `rabbitmqctl start_app`, waiting until AMQP is served again.
+    pub fn start_app(&self) {
+        self.ctl(&["start_app"]);
+        self.wait_for_port(true);
+    }
+
+    fn wait_for_port(&self, open: bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() != open {
+            assert!(
+                Instant::now() < deadline,
+                "the private broker's port did not become open={open}; logs in {:?}",
+                self.dir.path()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["-n", &self.node, "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }

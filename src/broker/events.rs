@@ -6,29 +6,14 @@
 
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel};
+
+use super::BrokerError;
+use super::connection::BrokerConnection;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{CONTENT_TYPE_JSON, MESSAGE_VERSION, now_ms};
-
-/// An event that knows its routing key.
-pub trait PoolEvent: Serialize + Clone + Send + 'static {
-    /// The topic routing key, e.g. `browser.crashed`.
-    fn routing_key(&self) -> &'static str;
-}
-
-impl PoolEvent for crate::browser::BrowserEvent {
-    fn routing_key(&self) -> &'static str {
-        crate::browser::BrowserEvent::routing_key(self)
-    }
-}
-
-impl PoolEvent for crate::wasm::WasmEvent {
-    fn routing_key(&self) -> &'static str {
-        crate::wasm::WasmEvent::routing_key(self)
-    }
-}
 
 #[derive(Serialize)]
 struct Envelope<'a, E> {
@@ -38,13 +23,33 @@ struct Envelope<'a, E> {
     event: &'a E,
 }
 
-/// Forwards `events` to `exchange` until `stop` fires or the pool closes its sender.
-pub async fn forward<E: PoolEvent>(
+/// Forwards `events` to `exchange`, each under the routing key `routing_key` gives it, until
+/// `stop` fires or the pool closes its sender. The broker knows no event type: the caller
+/// says how an event is routed.
+pub async fn forward<E: Serialize + Clone>(
     mut events: broadcast::Receiver<E>,
-    channel: Channel,
+    routing_key: fn(&E) -> &'static str,
+    connection: &BrokerConnection,
     exchange: String,
     worker: String,
     stop: CancellationToken,
+) -> Result<impl Future<Output = ()> + use<E>, BrokerError> {
+    let channel = connection.channel().await?;
+    Ok(async move {
+        forward_on(&mut events, routing_key, &channel, &exchange, &worker, &stop).await;
+        if let Err(error) = channel.close(200, "events done".into()).await {
+            tracing::debug!(%error, "Closing the events channel failed.");
+        }
+    })
+}
+
+async fn forward_on<E: Serialize + Clone>(
+    events: &mut broadcast::Receiver<E>,
+    routing_key: fn(&E) -> &'static str,
+    channel: &Channel,
+    exchange: &str,
+    worker: &str,
+    stop: &CancellationToken,
 ) {
     loop {
         let event = tokio::select! {
@@ -52,7 +57,7 @@ pub async fn forward<E: PoolEvent>(
             event = events.recv() => event,
         };
         match event {
-            Ok(event) => publish(&channel, &exchange, &worker, &event).await,
+            Ok(event) => publish(channel, exchange, worker, routing_key(&event), &event).await,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, "Dropped pool events: the forwarder fell behind.");
             }
@@ -61,14 +66,14 @@ pub async fn forward<E: PoolEvent>(
     }
 }
 
-async fn publish<E: PoolEvent>(channel: &Channel, exchange: &str, worker: &str, event: &E) {
+async fn publish<E: Serialize>(channel: &Channel, exchange: &str, worker: &str, routing_key: &str, event: &E) {
     let envelope = Envelope { v: MESSAGE_VERSION, worker, at_ms: now_ms(), event };
     let Ok(body) = serde_json::to_vec(&envelope) else { return };
     let properties = BasicProperties::default().with_content_type(CONTENT_TYPE_JSON.into());
     let sent = channel
-        .basic_publish(exchange.into(), event.routing_key().into(), BasicPublishOptions::default(), &body, properties)
+        .basic_publish(exchange.into(), routing_key.into(), BasicPublishOptions::default(), &body, properties)
         .await;
     if let Err(error) = sent {
-        tracing::debug!(%error, routing_key = event.routing_key(), "Could not publish a pool event.");
+        tracing::debug!(%error, routing_key, "Could not publish a pool event.");
     }
 }

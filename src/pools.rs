@@ -1,19 +1,20 @@
-//! The engines a worker runs pages through: the tiered WASM extractor pool (or the native
+//! The pools a worker runs pages through: the tiered WASM extractor pool (or the native
 //! core, by config) and the headless browser pool, launched on the first job that needs it.
 //!
-//! It owns starting, using and closing them, and relays their events so `ops/` can publish
-//! them. It knows no queue and no storage; the pipeline decides when each engine is used.
+//! It owns starting, using and closing them, and relays their events into one channel that
+//! the worker forwards to the events exchange (`broker/events.rs`). It knows no queue and no
+//! storage; the page stage and the pipeline decide when each pool is used.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use riptide_extractor::{Document, Mode, Options};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{OnceCell, broadcast};
 use url::Url;
 
 use crate::browser::{BrowserConfig, BrowserError, BrowserEvent, BrowserPool, RenderRequest, RenderedPage};
-use crate::config::Config;
+use crate::config::{Config, ExtractBackend};
 use crate::failure::{Failure, FailureReason};
 use crate::native::{self, NativeError};
 use crate::wasm::{ExtractorPool, WasmError, WasmEvent};
@@ -23,32 +24,22 @@ pub const ENGINE_NATIVE: &str = "native";
 /// Events buffered for the forwarder; a slower forwarder drops the oldest.
 const EVENT_BUFFER: usize = 256;
 
-/// Which extractor runs jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExtractEngine {
-    /// The sandboxed WASM component from the tiered pool.
-    #[default]
-    Wasm,
-    /// The native core in process (no sandbox; for comparison and debugging).
-    Native,
-}
-
 /// A pool event of either engine, as published on the events exchange.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum EngineEvent {
+pub enum PoolEvent {
     /// From the WASM pool.
     Wasm(WasmEvent),
     /// From the browser pool.
     Browser(BrowserEvent),
 }
 
-impl crate::ops::events::PoolEvent for EngineEvent {
-    fn routing_key(&self) -> &'static str {
+impl PoolEvent {
+    /// The topic routing key on the events exchange, e.g. `browser.crashed`.
+    pub fn routing_key(&self) -> &'static str {
         match self {
-            EngineEvent::Wasm(e) => e.routing_key(),
-            EngineEvent::Browser(e) => e.routing_key(),
+            PoolEvent::Wasm(e) => e.routing_key(),
+            PoolEvent::Browser(e) => e.routing_key(),
         }
     }
 }
@@ -106,19 +97,19 @@ pub struct Extracted {
     pub tier: Option<&'static str>,
 }
 
-/// The engines of one worker. Cheap to clone.
+/// The pools of one worker. Cheap to clone.
 #[derive(Clone)]
-pub struct Engines {
+pub struct Pools {
     wasm: Option<ExtractorPool>,
     browser: Arc<OnceCell<BrowserPool>>,
     browser_config: Option<BrowserConfig>,
     allow_private: bool,
-    events: broadcast::Sender<EngineEvent>,
+    events: broadcast::Sender<PoolEvent>,
 }
 
-impl std::fmt::Debug for Engines {
+impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engines")
+        f.debug_struct("Pools")
             .field("wasm", &self.wasm.is_some())
             .field("browser_started", &self.browser.initialized())
             .finish_non_exhaustive()
@@ -128,17 +119,17 @@ impl std::fmt::Debug for Engines {
 /// An engine could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("starting the WASM extractor pool: {0}")]
-pub struct EnginesError(#[from] WasmError);
+pub struct PoolsError(#[from] WasmError);
 
-impl Engines {
+impl Pools {
     /// Starts the extractor engine of `config` (the WASM pool compiles or loads its component
     /// here, off the request path). The browser pool starts on first use.
-    pub async fn start(config: &Config) -> Result<Self, EnginesError> {
+    pub async fn start(config: &Config) -> Result<Self, PoolsError> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let wasm = match config.worker.engine {
-            ExtractEngine::Wasm => {
+            ExtractBackend::Wasm => {
                 let pool = ExtractorPool::start(config.wasm.clone()).await?;
-                relay(pool.subscribe(), events.clone(), EngineEvent::Wasm);
+                relay(pool.subscribe(), events.clone(), PoolEvent::Wasm);
                 for extractor in pool.extractors() {
                     // Every breaker starts closed; the series exists before its first change.
                     metrics::gauge!(crate::ops::metrics::WASM_BREAKER_STATE, "extractor" => extractor)
@@ -146,9 +137,9 @@ impl Engines {
                 }
                 Some(pool)
             }
-            ExtractEngine::Native => None,
+            ExtractBackend::Native => None,
         };
-        Ok(Engines {
+        Ok(Pools {
             wasm,
             browser: Arc::new(OnceCell::new()),
             browser_config: config.worker.headless.then(|| config.browser.clone()),
@@ -157,8 +148,8 @@ impl Engines {
         })
     }
 
-    /// Pool events of both engines, for the events exchange.
-    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+    /// Pool events of both pools, for the events exchange.
+    pub fn subscribe(&self) -> broadcast::Receiver<PoolEvent> {
         self.events.subscribe()
     }
 
@@ -212,7 +203,7 @@ impl Engines {
             .browser
             .get_or_try_init(|| async {
                 let pool = BrowserPool::start(config.clone(), self.allow_private).await?;
-                relay(pool.subscribe(), self.events.clone(), EngineEvent::Browser);
+                relay(pool.subscribe(), self.events.clone(), PoolEvent::Browser);
                 for reason in crate::browser::RecycleReason::ALL {
                     metrics::counter!(crate::ops::metrics::BROWSER_RECYCLES_TOTAL, "reason" => reason.as_str())
                         .absolute(0);
@@ -236,11 +227,11 @@ impl Engines {
     }
 }
 
-/// Moves one pool's events into the engines' channel until the pool closes its sender.
+/// Moves one pool's events into the pools' channel until the pool closes its sender.
 fn relay<E: Clone + Send + 'static>(
     mut from: broadcast::Receiver<E>,
-    to: broadcast::Sender<EngineEvent>,
-    wrap: fn(E) -> EngineEvent,
+    to: broadcast::Sender<PoolEvent>,
+    wrap: fn(E) -> PoolEvent,
 ) {
     tokio::spawn(async move {
         loop {
