@@ -654,4 +654,75 @@ mod tests {
         assert_eq!(id_from_bytes(b"abc"), id_from_bytes(b"abc"));
         assert_ne!(id_from_bytes(b"abc"), id_from_bytes(b"abd"));
     }
+
+    /// Every field's bad value is refused with a message naming the field, in both encodings
+    /// (12 of 28 such cases used to name none: `expected u8 at line 1 column 98`).
+    #[test]
+    fn every_bad_field_is_named_in_both_encodings() {
+        let cases: &[(&str, serde_json::Value)] = &[
+            ("id", serde_json::json!(7)),
+            ("url", serde_json::json!(["x"])),
+            ("mode", serde_json::json!("everything")),
+            ("render", serde_json::json!("maybe")),
+            ("priority", serde_json::json!("high")),
+            ("priority", serde_json::json!(-1)),
+            ("priority", serde_json::json!(300)),
+            ("max_attempts", serde_json::json!(-3)),
+            ("max_attempts", serde_json::json!(1e10)),
+            ("timeout_ms", serde_json::json!(-5)),
+            ("timeout_ms", serde_json::json!("soon")),
+            ("max_age_secs", serde_json::json!(-1)),
+            ("max_age_secs", serde_json::json!(u128::MAX.to_string())),
+            ("headers", serde_json::json!(["a"])),
+            ("headers", serde_json::json!({"a": 1})),
+            ("meta", serde_json::json!("flat")),
+            ("wait_for", serde_json::json!(5)),
+            ("v", serde_json::json!("one")),
+        ];
+        for (field, value) in cases {
+            let mut job = serde_json::json!({"url": "http://a.example/"});
+            job[*field] = value.clone();
+            let json = serde_json::to_vec(&job).unwrap();
+            let msgpack = rmp_serde::to_vec_named(&job).unwrap();
+            for (bytes, ct) in [(json, CONTENT_TYPE_JSON), (msgpack, CONTENT_TYPE_MSGPACK)] {
+                let err = decode_validate(&bytes, Some(ct)).unwrap_err();
+                assert_eq!(err.reason, RejectReason::InvalidJob, "{field}={value} ({ct}): {err}");
+                assert!(err.detail.contains(field), "{field}={value} ({ct}): {err} does not name the field");
+            }
+        }
+    }
+
+    /// A message nested 100,000 deep is refused cleanly (it overflowed the stack of the debug
+    /// build, killing the worker at every redelivery).
+    #[test]
+    fn deep_nesting_is_refused_without_recursing() {
+        let depth = 100_000;
+        let mut msgpack = vec![0x82, 0xa3];
+        msgpack.extend_from_slice(b"url");
+        msgpack.push(0xb1);
+        msgpack.extend_from_slice(b"http://a.example/");
+        msgpack.push(0xa4);
+        msgpack.extend_from_slice(b"meta");
+        for _ in 0..depth {
+            msgpack.extend_from_slice(&[0x81, 0xa1, b'k']);
+        }
+        msgpack.push(0xc0);
+        let err = decode_validate(&msgpack, Some(CONTENT_TYPE_MSGPACK)).unwrap_err();
+        assert!(matches!(err.reason, RejectReason::Undecodable | RejectReason::InvalidJob), "{err}");
+        let json = format!(r#"{{"url":"http://a.example/","meta":{}{}}}"#, r#"{"k":"#.repeat(depth), "}".repeat(depth));
+        let err = decode_validate(json.as_bytes(), Some(CONTENT_TYPE_JSON)).unwrap_err();
+        assert!(matches!(err.reason, RejectReason::Undecodable | RejectReason::InvalidJob), "{err}");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_refused_credentials_are_allowed() {
+        for name in ["Transfer-Encoding", "Connection", "Proxy-Authorization", "Upgrade", "TE", "Host"] {
+            let job = serde_json::json!({"url": "http://a.example/", "headers": {name: "x"}});
+            let err = decode_validate(&serde_json::to_vec(&job).unwrap(), None).unwrap_err();
+            assert!(err.detail.contains(name), "{name}: {err}");
+        }
+        let job =
+            serde_json::json!({"url": "http://a.example/", "headers": {"Cookie": "a=1", "Authorization": "Bearer t"}});
+        assert!(decode_validate(&serde_json::to_vec(&job).unwrap(), None).is_ok());
+    }
 }

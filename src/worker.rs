@@ -233,6 +233,8 @@ async fn run_session(
     );
     if options.drain {
         tracker.spawn(watch_drain(shared.clone(), inspector, in_flight.clone(), session_stop.clone()));
+    } else {
+        inspector.close().await;
     }
     let end = loop {
         let permit = tokio::select! {
@@ -333,7 +335,7 @@ async fn watch_drain(shared: Arc<Shared>, inspector: Inspector, in_flight: Arc<A
     let queues = shared.topology.work_queues();
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => break,
             () = tokio::time::sleep(DRAIN_POLL) => {}
         }
         let idle = in_flight.load(Ordering::SeqCst) == 0;
@@ -348,9 +350,10 @@ async fn watch_drain(shared: Arc<Shared>, inspector: Inspector, in_flight: Arc<A
         if idle_checks >= 2 {
             tracing::info!("Queues are empty and nothing is in flight; draining done.");
             stop.cancel();
-            return;
+            break;
         }
     }
+    inspector.close().await;
 }
 
 async fn handle_delivery(shared: &Shared, publisher: &Publisher, delivery: JobDelivery, abandon: &CancellationToken) {

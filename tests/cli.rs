@@ -79,3 +79,34 @@ async fn enqueue_and_results_commands_work_end_to_end() {
     assert!(String::from_utf8_lossy(&status.stdout).contains("\"done\""));
     env.cleanup().await;
 }
+
+/// A worker stopped by SIGTERM logs no ERROR: ERROR is for operators to act on, and a
+/// normal shutdown used to log `lapin::channels: Connection error invalid channel state:
+/// Closing` (a dropped channel closed in the background raced the connection's close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_shutdown_logs_no_error() {
+    let env = common::TestEnv::new().await;
+    let mut child = riptide()
+        .arg("worker")
+        .env("RIPTIDE_NAMESPACE", &env.config.namespace)
+        .env("RIPTIDE_OPS_ADDR", "127.0.0.1:0")
+        .env("RIPTIDE_LOG_FORMAT", "human")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    })
+    .await
+    .unwrap();
+    assert!(output.0.success(), "{}", output.1);
+    assert!(output.1.contains("Consuming jobs"), "the worker never consumed: {}", output.1);
+    assert!(!output.1.contains("ERROR"), "a normal shutdown logged an ERROR:\n{}", output.1);
+    env.cleanup().await;
+}

@@ -35,6 +35,14 @@ impl Inspector {
         namespace_depths(&self.channel, topology).await
     }
 
+    /// Closes the channel. A dropped channel is closed by lapin in the background, which
+    /// races the connection's own close and logs a spurious ERROR at every normal shutdown.
+    pub async fn close(self) {
+        if let Err(error) = self.channel.close(200, "done".into()).await {
+            tracing::debug!(%error, "Closing an inspecting channel failed; it was probably closed already.");
+        }
+    }
+
     /// The channel, for the topology check that shares it.
     pub(super) fn channel(&self) -> &Channel {
         &self.channel

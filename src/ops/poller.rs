@@ -38,10 +38,11 @@ impl Poller {
         loop {
             self.poll_once(&heartbeat).await;
             tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
                 () = tokio::time::sleep(self.interval) => {}
             }
         }
+        self.inspector.close().await;
     }
 
     async fn poll_once(&self, heartbeat: &(impl Fn() -> Vec<(&'static str, String)> + Send)) {
