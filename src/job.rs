@@ -383,20 +383,20 @@ const REFUSED_HEADERS: &[&str] = &[
 
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
     if headers.len() > MAX_HEADERS {
-        return Err(format!("{} headers, the limit is {MAX_HEADERS}", headers.len()));
+        return Err(format!("headers: {} of them, the limit is {MAX_HEADERS}", headers.len()));
     }
     for (name, value) in headers {
         let name_ok = !name.is_empty()
             && name.len() <= MAX_HEADER_BYTES
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
         if !name_ok {
-            return Err(format!("header name {name:?} is not a valid token"));
+            return Err(format!("headers: name {name:?} is not a valid token"));
         }
         if value.len() > MAX_HEADER_BYTES || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(format!("header {name:?} has an invalid or oversized value"));
+            return Err(format!("headers: {name:?} has an invalid or oversized value"));
         }
         if REFUSED_HEADERS.iter().any(|refused| refused.eq_ignore_ascii_case(name)) {
-            return Err(format!("header {name:?} cannot be set by a job (the HTTP client owns it)"));
+            return Err(format!("headers: {name:?} cannot be set by a job (the HTTP client owns it)"));
         }
     }
     Ok(())
