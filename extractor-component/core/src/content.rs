@@ -628,7 +628,7 @@ fn byline_or_date(text: &str) -> bool {
         let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
-            && matches!(&w[digits.len()..], "am" | "pm" | "h")
+            && matches!(w.get(digits.len()..), Some("am" | "pm" | "h"))
     };
     let datey =
         words.iter().filter(|w| w.bytes().all(|b| b.is_ascii_digit()) || DATE_WORDS.contains(w) || clock(w)).count();

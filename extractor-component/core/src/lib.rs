@@ -9,6 +9,10 @@
 //! - `selectors`: the keep/drop selector subset.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+// The core must never panic on any input (the WASM guest traps, the native worker fails the job):
+// byte-offset slicing of a string panics off a char boundary. Denied outside tests: use `get(..)`,
+// char iteration or byte-slice parsing. Modules that parse strings also deny `indexing_slicing`.
+#![cfg_attr(not(test), deny(clippy::string_slice))]
 
 mod charset;
 mod classify;
@@ -128,7 +132,8 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
         doc.language = Some(detected.to_owned());
     }
     doc.word_count = word_count(&doc.text);
-    doc.reading_time_secs = doc.word_count * 60 / WORDS_PER_MINUTE;
+    // Saturating: `max_input_bytes` is caller-set, and 72 M words would overflow `u32 * 60`.
+    doc.reading_time_secs = doc.word_count.saturating_mul(60) / WORDS_PER_MINUTE;
     Ok(doc)
 }
 
@@ -228,11 +233,11 @@ fn word_count(text: &str) -> u32 {
     for c in text.chars() {
         let cjk = matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af);
         if cjk {
-            count += 1;
+            count = count.saturating_add(1);
             in_word = false;
         } else if c.is_alphanumeric() {
             if !in_word {
-                count += 1;
+                count = count.saturating_add(1);
             }
             in_word = true;
         } else if c != '\'' && c != '’' {
@@ -251,7 +256,7 @@ fn binary_reason(html: &str) -> Option<String> {
     // Sample the start and the middle: a page with a binary tail is still a page.
     let mid = html.len() / 2;
     let mid = (mid..html.len()).find(|&i| html.is_char_boundary(i)).unwrap_or(html.len());
-    for part in [html, &html[mid..]] {
+    for part in [html, html.get(mid..).unwrap_or("")] {
         for c in part.chars().take(4096) {
             total += 1;
             if c == '\u{fffd}' {

@@ -77,7 +77,14 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// The source between two byte positions. Every position the tokenizer stops at is next to
+    /// an ASCII delimiter (`<`, `>`, quotes, whitespace, `=`, `/`), hence a char boundary; `get`
+    /// makes a bug there an empty string instead of a panic.
+    fn slice(&self, from: usize, to: usize) -> &'a str {
+        self.src.get(from..to).unwrap_or("")
+    }
+
     fn run(&mut self) {
         let b = self.src.as_bytes();
         let len = b.len();
@@ -151,7 +158,7 @@ impl Builder<'_> {
 
     /// Appends the source range as text, merged into the previous text node when adjacent.
     fn text(&mut self, from: usize, to: usize) {
-        let raw = &self.src[from..to];
+        let raw = self.slice(from, to);
         let start = self.dom.buf.len() as u32;
         if raw.as_bytes().contains(&b'&') {
             decode_entities_into(raw, &mut self.dom.buf, false);
@@ -181,7 +188,7 @@ impl Builder<'_> {
         while i < len && !is_ws(b[i]) && b[i] != b'/' && b[i] != b'>' {
             i += 1;
         }
-        let name = self.push_lower(&self.src[name_start..i]);
+        let name = self.push_lower(self.slice(name_start, i));
         let tag = Tag::from_name(self.dom.s(name));
         let attrs_start = self.dom.attrs.len() as u32;
         let mut self_closing = false;
@@ -230,9 +237,9 @@ impl Builder<'_> {
             } else {
                 (i, i)
             };
-            let aname = self.push_lower(&self.src[an_start..an_end]);
+            let aname = self.push_lower(self.slice(an_start, an_end));
             let vstart = self.dom.buf.len() as u32;
-            let raw = &self.src[vs..ve];
+            let raw = self.slice(vs, ve);
             if raw.as_bytes().contains(&b'&') {
                 decode_entities_into(raw, &mut self.dom.buf, true);
             } else {
@@ -277,7 +284,7 @@ impl Builder<'_> {
             }
             j = p + 1;
         };
-        let content = &self.src[i..end];
+        let content = self.slice(i, end);
         match tag {
             Tag::Title if self.foreign == 0 && self.dom.title.is_none() => {
                 let start = self.dom.buf.len() as u32;
@@ -447,7 +454,7 @@ impl Builder<'_> {
             j += 1;
         }
         let after = memchr::memchr(b'>', &b[j..]).map_or(len, |p| p + j + 1);
-        let raw_name = &self.src[i..j];
+        let raw_name = self.slice(i, j);
         let tag = Tag::from_name(raw_name);
         match tag {
             Tag::Html | Tag::Body => return after,
