@@ -274,6 +274,13 @@ fn binary_reason(html: &str) -> Option<String> {
     None
 }
 
+/// The page parsed by the core's HTML parser, serialised in the html5lib tree-construction test
+/// format (for the conformance test, `tests/html5lib.rs`). Not part of the stable API.
+#[doc(hidden)]
+pub fn html5lib_tree(html: &str) -> String {
+    html::html5lib_tree(html)
+}
+
 /// Describes how the main content was chosen (the best-scoring candidates), for debugging the
 /// scorer. Not part of the stable API.
 #[doc(hidden)]
