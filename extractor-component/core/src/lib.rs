@@ -47,6 +47,17 @@ pub const EXTRACTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// implements. Bumped on any change to the records or functions.
 pub const CONTRACT_VERSION: u32 = 1;
 
+/// Below this many words, the scoring pass found nothing convincing and the loose fallback pass
+/// runs (`content::Pass::Loose`), as it does below [`FALLBACK_BELOW_QUALITY`].
+const MIN_FALLBACK_WORDS: u32 = 10;
+
+/// Below this quality the pick is no better than a guess, and the fallback pass is tried too (it
+/// replaces the pick only when it finds more text).
+const FALLBACK_BELOW_QUALITY: f32 = 0.05;
+
+/// The highest quality a fallback pick may report.
+const FALLBACK_QUALITY: f32 = 0.2;
+
 /// Words per minute behind [`Document::reading_time_secs`] (adult silent reading of prose).
 const WORDS_PER_MINUTE: u32 = 230;
 
@@ -122,6 +133,18 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
             let roots = roots_with_kept(&dom, sel.root, &keep, &sel.drop);
             fill_content(&mut doc, &dom, &roots, &sel, base.as_ref(), &meta);
             doc.quality = if full { 0.0 } else { sel.quality };
+            if !full && (word_count(&doc.text) < MIN_FALLBACK_WORDS || doc.quality < FALLBACK_BELOW_QUALITY) {
+                // Nothing convincing: a looser pass that ignores class tokens, so that a page with
+                // text never comes back empty; its quality stays low to say how unsure it is.
+                let loose = content::select_pass(&dom, false, &pre_drop, &keep, None, content::Pass::Loose);
+                let roots = roots_with_kept(&dom, loose.root, &keep, &loose.drop);
+                let mut alt = doc.clone();
+                fill_content(&mut alt, &dom, &roots, &loose, base.as_ref(), &meta);
+                if word_count(&alt.text) > word_count(&doc.text) {
+                    alt.quality = loose.quality.min(FALLBACK_QUALITY);
+                    doc = alt;
+                }
+            }
             if !full && doc.text.chars().count() < MIN_TEXT_CHARS {
                 use_json_ld_body(&mut doc, &meta);
             }
