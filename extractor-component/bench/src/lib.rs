@@ -1,7 +1,8 @@
-//! The bench crate's library: a wasmtime host for the extractor component ([`WasmExtractor`]) and
-//! a CPU clock, shared by the `bench-extract` binary and the native-vs-WASM identity test
+//! The bench crate's library: a wasmtime host for the extractor component ([`WasmExtractor`]), the
+//! benchmark corpora (`corpus`) and a CPU clock, shared by the `bench-extract` binary and the native-vs-WASM identity test
 //! (`tests/identity.rs`). Not used by the worker.
 
+pub mod corpus;
 mod wasm;
 
 pub use wasm::{COMPONENT_PATH, WasmExtractor};

@@ -4,6 +4,9 @@
 //! `Tue, 19 Nov 2019 10:00:00 GMT` and compact `20191119`. Anything else is `None`: a wrong
 //! date is worse than none.
 
+// Parses untrusted strings: no indexing that could panic (see the crate root).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
 
 fn valid(y: u32, m: u32, d: u32) -> bool {
@@ -18,27 +21,45 @@ fn month_of(word: &str) -> Option<u32> {
     MONTHS.iter().position(|m| w.starts_with(m)).map(|p| p as u32 + 1)
 }
 
+/// The number written by the ASCII digits `b` (1 to 4 of them), or `None` when any byte is not a
+/// digit. Parsing bytes, not `str` slices, keeps a multi-byte character at a fixed offset from
+/// ever being split (`2019-11-€5` once panicked here).
+fn digits(b: Option<&[u8]>) -> Option<u32> {
+    let b = b?;
+    if b.is_empty() || b.len() > 4 {
+        return None;
+    }
+    b.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+}
+
 /// Normalises `raw` to ISO 8601, or `None` when it is not recognisably a date.
 pub(crate) fn normalize_date(raw: &str) -> Option<String> {
     let s = raw.trim();
     let b = s.as_bytes();
     // ISO-like: YYYY[-/.]MM[-/.]DD...
-    if b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && matches!(b[4], b'-' | b'/' | b'.') && b[7] == b[4] {
-        let y: u32 = s[..4].parse().ok()?;
-        let m: u32 = s[5..7].parse().ok()?;
-        let d: u32 = s[8..10].parse().ok()?;
+    let sep = b.get(4).copied();
+    if b.len() >= 10
+        && digits(b.get(..4)).is_some()
+        && matches!(sep, Some(b'-' | b'/' | b'.'))
+        && b.get(7).copied() == sep
+    {
+        let y = digits(b.get(..4))?;
+        let m = digits(b.get(5..7))?;
+        let d = digits(b.get(8..10))?;
         if !valid(y, m, d) {
             return None;
         }
         let date = format!("{y:04}-{m:02}-{d:02}");
-        let rest = &s[10..];
+        // Bytes 0..10 are ASCII digits and separators (checked above), so 10 is a char boundary;
+        // `get` keeps that an invariant rather than an assumption.
+        let rest = s.get(10..).unwrap_or("");
         if let Some(time) = rest.strip_prefix(['T', ' ']).and_then(normalize_time) {
             return Some(format!("{date}T{time}"));
         }
         return Some(date);
     }
     if b.len() == 8 && b.iter().all(u8::is_ascii_digit) {
-        let (y, m, d) = (s[..4].parse().ok()?, s[4..6].parse().ok()?, s[6..8].parse().ok()?);
+        let (y, m, d) = (digits(b.get(..4))?, digits(b.get(4..6))?, digits(b.get(6..8))?);
         return valid(y, m, d).then(|| format!("{y:04}-{m:02}-{d:02}"));
     }
     // Words: find a month name, a day (1-31) and a year (4 digits).
@@ -70,15 +91,15 @@ pub(crate) fn normalize_date(raw: &str) -> Option<String> {
 /// `hh:mm[:ss][.fff][Z|±hh[:]mm]` to `hh:mm:ss` plus the zone; `None` if not a time.
 fn normalize_time(t: &str) -> Option<String> {
     let b = t.as_bytes();
-    if b.len() < 5 || !b[..2].iter().all(u8::is_ascii_digit) || b[2] != b':' {
+    if b.get(2) != Some(&b':') {
         return None;
     }
-    let h: u32 = t[..2].parse().ok()?;
-    let mi: u32 = t[3..5].parse().ok()?;
+    let h = digits(b.get(..2))?;
+    let mi = digits(b.get(3..5))?;
     let mut i = 5;
     let mut sec = 0;
     if b.get(5) == Some(&b':') && b.len() >= 8 {
-        sec = t[6..8].parse().ok()?;
+        sec = digits(b.get(6..8))?;
         i = 8;
     }
     if h > 23 || mi > 59 || sec > 60 {
@@ -90,12 +111,18 @@ fn normalize_time(t: &str) -> Option<String> {
             i += 1;
         }
     }
-    let zone = t[i..].trim();
+    // Everything before `i` is ASCII (digits, ':' and '.'), so `i` is a char boundary.
+    let zone = t.get(i..).unwrap_or("").trim();
     let zone = match zone.as_bytes().first() {
         Some(b'Z' | b'z') => "Z".to_owned(),
-        Some(b'+' | b'-') if zone.len() >= 5 => {
-            let z = zone.replace(':', "");
-            format!("{}:{}", &z[..3], z.get(3..5)?)
+        Some(&sign @ (b'+' | b'-')) if zone.len() >= 5 => {
+            let z: Vec<u8> = zone.bytes().skip(1).filter(|&c| c != b':').collect();
+            let zh = digits(z.get(..2))?;
+            let zm = digits(z.get(2..4))?;
+            if zh > 23 || zm > 59 {
+                return None;
+            }
+            format!("{}{zh:02}:{zm:02}", char::from(sign))
         }
         _ => String::new(),
     };
@@ -118,5 +145,27 @@ mod tests {
         assert_eq!(n("20191119").as_deref(), Some("2019-11-19"));
         assert_eq!(n("yesterday"), None);
         assert_eq!(n("2019-13-45"), None);
+    }
+
+    /// Multi-byte characters where the ISO parser expects digits once panicked ("end byte index
+    /// 10 is not a char boundary"); each must give `None` or a date, never a panic.
+    #[test]
+    fn multibyte_input_never_panics() {
+        let n = |s| normalize_date(s);
+        assert_eq!(n("2019-11-€5"), None);
+        assert_eq!(n("2019-€-19"), None);
+        assert_eq!(n("20€9-11-19"), None);
+        assert_eq!(n("2019-11-19T0€:22"), Some("2019-11-19".to_owned()));
+        assert_eq!(n("2019-11-19T08:€2"), Some("2019-11-19".to_owned()));
+        assert_eq!(n("2019-11-19T08:22:0€").as_deref(), Some("2019-11-19"));
+        assert_eq!(n("2019-11-19T08:22+0€:00").as_deref(), Some("2019-11-19"));
+        assert_eq!(n("2019-11-19T08:22+€").as_deref(), Some("2019-11-19T08:22:00"));
+        assert_eq!(n("2019-11-19T08:22:01+05:30").as_deref(), Some("2019-11-19T08:22:01+05:30"));
+        assert_eq!(n("2019110€"), None);
+        assert_eq!(n("2019-11-19T€€€€€€€€€€"), Some("2019-11-19".to_owned()));
+        for s in ["€", "€€€€€€€€€€", "2019-11-1€", "1€-11-2019", "2019-11-19 €", "Nov € 2019"]
+        {
+            let _ = n(s);
+        }
     }
 }

@@ -9,6 +9,10 @@
 //! - `selectors`: the keep/drop selector subset.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+// The core must never panic on any input (the WASM guest traps, the native worker fails the job):
+// byte-offset slicing of a string panics off a char boundary. Denied outside tests: use `get(..)`,
+// char iteration or byte-slice parsing. Modules that parse strings also deny `indexing_slicing`.
+#![cfg_attr(not(test), deny(clippy::string_slice))]
 
 mod charset;
 mod classify;
@@ -42,6 +46,17 @@ pub const EXTRACTOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Version of the WIT contract (`wit/extractor.wit`, package `riptide:extractor@0.1.0`) this core
 /// implements. Bumped on any change to the records or functions.
 pub const CONTRACT_VERSION: u32 = 1;
+
+/// Below this many words, the scoring pass found nothing convincing and the loose fallback pass
+/// runs (`content::Pass::Loose`), as it does below [`FALLBACK_BELOW_QUALITY`].
+const MIN_FALLBACK_WORDS: u32 = 10;
+
+/// Below this quality the pick is no better than a guess, and the fallback pass is tried too (it
+/// replaces the pick only when it finds more text).
+const FALLBACK_BELOW_QUALITY: f32 = 0.05;
+
+/// The highest quality a fallback pick may report.
+const FALLBACK_QUALITY: f32 = 0.2;
 
 /// Words per minute behind [`Document::reading_time_secs`] (adult silent reading of prose).
 const WORDS_PER_MINUTE: u32 = 230;
@@ -118,6 +133,18 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
             let roots = roots_with_kept(&dom, sel.root, &keep, &sel.drop);
             fill_content(&mut doc, &dom, &roots, &sel, base.as_ref(), &meta);
             doc.quality = if full { 0.0 } else { sel.quality };
+            if !full && (word_count(&doc.text) < MIN_FALLBACK_WORDS || doc.quality < FALLBACK_BELOW_QUALITY) {
+                // Nothing convincing: a looser pass that ignores class tokens, so that a page with
+                // text never comes back empty; its quality stays low to say how unsure it is.
+                let loose = content::select_pass(&dom, false, &pre_drop, &keep, None, content::Pass::Loose);
+                let roots = roots_with_kept(&dom, loose.root, &keep, &loose.drop);
+                let mut alt = doc.clone();
+                fill_content(&mut alt, &dom, &roots, &loose, base.as_ref(), &meta);
+                if word_count(&alt.text) > word_count(&doc.text) {
+                    alt.quality = loose.quality.min(FALLBACK_QUALITY);
+                    doc = alt;
+                }
+            }
             if !full && doc.text.chars().count() < MIN_TEXT_CHARS {
                 use_json_ld_body(&mut doc, &meta);
             }
@@ -128,7 +155,8 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
         doc.language = Some(detected.to_owned());
     }
     doc.word_count = word_count(&doc.text);
-    doc.reading_time_secs = doc.word_count * 60 / WORDS_PER_MINUTE;
+    // Saturating: `max_input_bytes` is caller-set, and 72 M words would overflow `u32 * 60`.
+    doc.reading_time_secs = doc.word_count.saturating_mul(60) / WORDS_PER_MINUTE;
     Ok(doc)
 }
 
@@ -228,11 +256,11 @@ fn word_count(text: &str) -> u32 {
     for c in text.chars() {
         let cjk = matches!(c as u32, 0x3040..=0x30ff | 0x3400..=0x4dbf | 0x4e00..=0x9fff | 0xac00..=0xd7af);
         if cjk {
-            count += 1;
+            count = count.saturating_add(1);
             in_word = false;
         } else if c.is_alphanumeric() {
             if !in_word {
-                count += 1;
+                count = count.saturating_add(1);
             }
             in_word = true;
         } else if c != '\'' && c != '’' {
@@ -251,7 +279,7 @@ fn binary_reason(html: &str) -> Option<String> {
     // Sample the start and the middle: a page with a binary tail is still a page.
     let mid = html.len() / 2;
     let mid = (mid..html.len()).find(|&i| html.is_char_boundary(i)).unwrap_or(html.len());
-    for part in [html, &html[mid..]] {
+    for part in [html, html.get(mid..).unwrap_or("")] {
         for c in part.chars().take(4096) {
             total += 1;
             if c == '\u{fffd}' {
@@ -267,6 +295,13 @@ fn binary_reason(html: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// The page parsed by the core's HTML parser, serialised in the html5lib tree-construction test
+/// format (for the conformance test, `tests/html5lib.rs`). Not part of the stable API.
+#[doc(hidden)]
+pub fn html5lib_tree(html: &str) -> String {
+    html::html5lib_tree(html)
 }
 
 /// Describes how the main content was chosen (the best-scoring candidates), for debugging the

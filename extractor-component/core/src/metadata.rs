@@ -2,6 +2,9 @@
 //! from JSON-LD, OpenGraph/`<meta>` tags and the content itself (first `<h1>`, `<time>`, byline
 //! elements), in that order of trust. Dates are normalised to ISO 8601 by `dates.rs`.
 
+// Parses untrusted strings: no indexing that could panic (see the crate root).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use serde_json::Value;
 
 use crate::dates::normalize_date;
@@ -145,7 +148,7 @@ pub(crate) fn read(dom: &Dom) -> Metadata {
     let ld = json_ld_objects(dom);
     let article = ld
         .iter()
-        .find(|v| type_matches(v, &ARTICLE_TYPES[..ARTICLE_TYPES.len() - 6]))
+        .find(|v| type_matches(v, ARTICLE_TYPES.get(..ARTICLE_TYPES.len().saturating_sub(6)).unwrap_or(ARTICLE_TYPES)))
         .or_else(|| ld.iter().find(|v| type_matches(v, ARTICLE_TYPES)));
     let field = |k: &str| article.and_then(|a| str_of(a.get(k)));
 
@@ -302,17 +305,18 @@ fn byline_in_content(dom: &Dom) -> Option<String> {
 /// "By Jane Doe @jdoe Nov 18, 2019 • 2 min read" to "Jane Doe".
 fn clean_byline(b: &str) -> String {
     let cut = b.find(|c: char| c.is_ascii_digit() || matches!(c, '@' | '•' | '|' | '\n')).unwrap_or(b.len());
-    let b = b[..cut].trim();
-    let lower = b.to_lowercase();
-    let b = if lower.starts_with("by ") { &b[3..] } else { b };
+    let b = b.get(..cut).unwrap_or(b).trim();
+    let b = match b.get(..3) {
+        Some(by) if by.eq_ignore_ascii_case("by ") => b.get(3..).unwrap_or(""),
+        _ => b,
+    };
     collapse(b.trim_matches(|c: char| c == ',' || c == '|' || c.is_whitespace()))
 }
 
 /// "Headline | Site" and "Headline - Site" lose the site part.
 fn strip_site_suffix(title: &str, site: Option<&str>) -> String {
     for sep in [" | ", " - ", " – ", " — ", " :: ", " · "] {
-        if let Some(pos) = title.rfind(sep) {
-            let (head, tail) = (&title[..pos], &title[pos + sep.len()..]);
+        if let Some((head, tail)) = title.rsplit_once(sep) {
             let tail_is_site = site.is_some_and(|s| {
                 let s = s.to_lowercase();
                 let t = tail.to_lowercase();

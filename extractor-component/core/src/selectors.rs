@@ -3,6 +3,9 @@
 //! (value optionally quoted), separated by commas. No combinators: they would need a matcher
 //! that is quadratic on hostile pages, and the compound forms cover what site rules need.
 
+// Parses untrusted strings: no indexing that could panic (see the crate root).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::ExtractError;
 use crate::html::{Dom, NodeId};
 
@@ -36,29 +39,31 @@ fn parse_one(sel: &str) -> Result<Selector, ExtractError> {
     let mut rest = sel;
     let end = ident_end(rest);
     if end > 0 {
-        out.tag = Some(rest[..end].to_ascii_lowercase());
-        rest = &rest[end..];
+        let (tag, tail) = rest.split_at_checked(end).unwrap_or((rest, ""));
+        out.tag = Some(tag.to_ascii_lowercase());
+        rest = tail;
     } else if let Some(r) = rest.strip_prefix('*') {
         rest = r;
     }
     while let Some(c) = rest.chars().next() {
         match c {
             '#' | '.' => {
-                let body = &rest[1..];
+                let body = rest.get(c.len_utf8()..).unwrap_or("");
                 let end = ident_end(body);
                 if end == 0 {
                     return Err(invalid(sel, "empty name after # or ."));
                 }
+                let (name, tail) = body.split_at_checked(end).unwrap_or((body, ""));
                 if c == '#' {
-                    out.id = Some(body[..end].to_owned());
+                    out.id = Some(name.to_owned());
                 } else {
-                    out.classes.push(body[..end].to_owned());
+                    out.classes.push(name.to_owned());
                 }
-                rest = &body[end..];
+                rest = tail;
             }
             '[' => {
-                let close = rest.find(']').ok_or_else(|| invalid(sel, "unclosed ["))?;
-                let inner = &rest[1..close];
+                let (inner, tail) =
+                    rest.get(1..).and_then(|r| r.split_once(']')).ok_or_else(|| invalid(sel, "unclosed ["))?;
                 let (name, value) = match inner.split_once('=') {
                     Some((n, v)) => (n.trim(), Some(v.trim().trim_matches(|q| q == '"' || q == '\'').to_owned())),
                     None => (inner.trim(), None),
@@ -67,7 +72,7 @@ fn parse_one(sel: &str) -> Result<Selector, ExtractError> {
                     return Err(invalid(sel, "bad attribute name"));
                 }
                 out.attrs.push((name.to_ascii_lowercase(), value));
-                rest = &rest[close + 1..];
+                rest = tail;
             }
             _ => return Err(invalid(sel, "only tag, #id, .class and [attr=value] are supported")),
         }
@@ -110,9 +115,11 @@ pub(crate) fn mark(dom: &Dom, selectors: &[Selector], mask: &mut [bool]) {
     }
     for id in 0..dom.len() {
         let parent = dom.node(id).parent;
-        let inherited = parent != crate::html::NONE && mask[parent as usize];
-        if inherited || selectors.iter().any(|s| s.matches(dom, id)) {
-            mask[id as usize] = true;
+        let inherited = parent != crate::html::NONE && mask.get(parent as usize).copied().unwrap_or(false);
+        if (inherited || selectors.iter().any(|s| s.matches(dom, id)))
+            && let Some(m) = mask.get_mut(id as usize)
+        {
+            *m = true;
         }
     }
 }

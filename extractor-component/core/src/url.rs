@@ -2,6 +2,9 @@
 //! percent-encoding normalisation). Our own because the `url` crate brings IDNA/ICU tables into the
 //! WASM guest for no gain here: we only need absolute strings for the worker to canonicalise.
 
+// Parses untrusted strings: no indexing that could panic (see the crate root).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// A parsed absolute base URL: `scheme://authority` plus path and query.
 #[derive(Debug, Clone)]
 pub(crate) struct Base<'a> {
@@ -15,23 +18,22 @@ pub(crate) struct Base<'a> {
 /// Splits an absolute URL. `None` when `url` has no scheme.
 pub(crate) fn parse_base(url: &str) -> Option<Base<'_>> {
     let url = url.trim();
-    let colon = url.find(':')?;
-    let scheme = &url[..colon];
+    let (scheme, rest) = url.split_once(':')?;
     let valid_scheme = scheme.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
         && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
     if !valid_scheme {
         return None;
     }
-    let rest = &url[colon + 1..];
     let rest = rest.split('#').next().unwrap_or("");
     let (authority, after) = if let Some(stripped) = rest.strip_prefix("//") {
-        let end = stripped.find(['/', '?']).map_or(stripped.len(), |p| p);
-        (&rest[..end + 2], &stripped[end..])
+        let end = stripped.find(['/', '?']).unwrap_or(stripped.len());
+        let (host, tail) = stripped.split_at_checked(end).unwrap_or((stripped, ""));
+        (rest.get(..host.len() + 2).unwrap_or(rest), tail)
     } else {
         ("", rest)
     };
     let (path, query) = match after.find('?') {
-        Some(q) => (&after[..q], &after[q..]),
+        Some(q) => after.split_at_checked(q).unwrap_or((after, "")),
         None => (after, ""),
     };
     Some(Base { scheme, authority, path, query })
@@ -75,8 +77,7 @@ pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
     if href.is_empty() || href.starts_with('#') {
         return None;
     }
-    if let Some(colon) = href.find(':') {
-        let scheme = &href[..colon];
+    if let Some((scheme, _)) = href.split_once(':') {
         let is_scheme = !scheme.is_empty()
             && !scheme.contains(['/', '?', '#'])
             && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
@@ -93,7 +94,7 @@ pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
         return Some(format!("{}:{}", base.scheme, href));
     }
     let (path_part, tail) = match href.find(['?', '#']) {
-        Some(p) => (&href[..p], &href[p..]),
+        Some(p) => href.split_at_checked(p).unwrap_or((href.as_str(), "")),
         None => (href.as_str(), ""),
     };
     if path_part.is_empty() {
@@ -106,7 +107,7 @@ pub(crate) fn resolve(base: Option<&Base<'_>>, href: &str) -> Option<String> {
     } else if !base.authority.is_empty() && base.path.is_empty() {
         format!("/{path_part}")
     } else {
-        let dir = base.path.rfind('/').map_or("", |p| &base.path[..=p]);
+        let dir = base.path.rfind('/').and_then(|p| base.path.get(..=p)).unwrap_or("");
         format!("{dir}{path_part}")
     };
     Some(format!("{}:{}{}{}", base.scheme, base.authority, remove_dots(&merged), tail))

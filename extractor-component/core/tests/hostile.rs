@@ -113,3 +113,32 @@ fn many_attributes_entities_and_links() {
     let doc = timed(|| extract(&html, "https://e.example/", &Options::default())).unwrap();
     assert!(doc.links.len() <= 2000);
 }
+
+/// Issue 11 item 2: a multi-byte character where a date parser expected a digit panicked natively
+/// ("end byte index 10 is not a char boundary") and trapped the WASM guest, in every mode, since
+/// metadata is read in all of them. Each variant must give a document; a bad date is dropped, a bad time keeps the date.
+#[test]
+fn multibyte_characters_in_dates_and_metadata() {
+    let cases = [
+        r#"<time datetime="2019-11-€5">x</time>"#,
+        r#"<time datetime="2019-11-19T0€:00">x</time>"#,
+        r#"<time datetime="2019-11-19T08:22+0€:00">x</time>"#,
+        r#"<meta property="article:published_time" content="2019-€1-19">"#,
+        r#"<meta name="date" content="2019110€">"#,
+        r#"<script type="application/ld+json">{"@type":"NewsArticle","datePublished":"2019-11-€5","author":{"name":"İİİ by x"}}</script>"#,
+        r#"<span class="byline">İby Jane</span><title>Ünïcödé ·  €€€ — Sïte</title>"#,
+        r#"<a href="€:x">a</a><a href="//€/€?€#€">b</a><img src="€€€">"#,
+    ];
+    for mode in riptide_extractor::Mode::ALL {
+        for case in cases {
+            let html = format!(
+                "<html><head></head><body><article><h1>Title</h1>{case}<p>{}</p></article></body></html>",
+                "Words here. ".repeat(40)
+            );
+            let doc = extract(&html, "https://e.example/€/p?q=€", &Options { mode, ..Options::default() });
+            assert!(doc.is_ok(), "{case} in {mode:?}: {doc:?}");
+            let published = doc.unwrap().published;
+            assert!(published.as_deref().is_none_or(|d| d.starts_with("2019-11-19")), "{case}: {published:?}");
+        }
+    }
+}

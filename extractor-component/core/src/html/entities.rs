@@ -20,8 +20,10 @@ pub(crate) fn decode_entities_into(src: &str, out: &mut String, in_attr: bool) {
     let mut pos = 0;
     while let Some(off) = memchr::memchr(b'&', &bytes[pos..]) {
         let amp = pos + off;
-        out.push_str(&src[copied..amp]);
-        let (consumed, done) = decode_one(&src[amp + 1..], out, in_attr);
+        // `&` is ASCII, so `amp` and `amp + 1` are char boundaries; `copied` is one too (it only
+        // moves past whole references, which are ASCII).
+        out.push_str(src.get(copied..amp).unwrap_or(""));
+        let (consumed, done) = decode_one(src.get(amp + 1..).unwrap_or(""), out, in_attr);
         if done {
             copied = amp + 1 + consumed;
         } else {
@@ -30,7 +32,7 @@ pub(crate) fn decode_entities_into(src: &str, out: &mut String, in_attr: bool) {
         }
         pos = copied.max(amp + 1);
     }
-    out.push_str(&src[copied..]);
+    out.push_str(src.get(copied..).unwrap_or(""));
 }
 
 /// Decodes one reference at the start of `rest` (just after `&`). Returns the bytes consumed and
@@ -80,7 +82,7 @@ fn decode_one(rest: &str, out: &mut String, in_attr: bool) -> (usize, bool) {
     }
     // Legacy references without `;`: the longest known prefix of the run.
     for len in (2..=run.min(6)).rev() {
-        let name = &rest[..len];
+        let Some(name) = rest.get(..len) else { continue };
         if LEGACY.binary_search_by(|k| k.as_bytes().cmp(name.as_bytes())).is_ok() {
             let next = b.get(len).copied();
             if in_attr && next.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'=') {

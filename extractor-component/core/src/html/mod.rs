@@ -7,10 +7,12 @@
 //! alone. The tree is also built without recursion and with a depth cap, so hostile nesting cannot
 //! overflow the stack or go quadratic.
 
+mod dump;
 mod entities;
 mod parse;
 mod tags;
 
+pub(crate) use dump::html5lib_tree;
 pub(crate) use entities::decode_entities_into;
 pub(crate) use parse::parse;
 pub(crate) use tags::Tag;

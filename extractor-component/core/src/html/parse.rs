@@ -35,9 +35,35 @@ struct Builder<'a> {
     /// Open `<svg>`/`<math>` elements: inside them `<x/>` closes itself and `<title>` is not the
     /// page title.
     foreign: usize,
-    seen_html: bool,
-    seen_body: bool,
-    seen_head: bool,
+    /// Where the next token goes, for the part of the HTML5 insertion modes that places content:
+    /// before `<html>`, in and after `<head>`, and in `<body>`.
+    mode: Mode,
+    /// The `<head>` element, once created (explicitly or implied).
+    head: NodeId,
+    /// A head element (`<meta>`, `<script>`...) seen after `</head>` went into the reopened head,
+    /// which must be closed again once that element is done.
+    head_reopened: bool,
+}
+
+/// The HTML5 insertion modes before `<body>`; inside `<body>` the simplified in-body rules apply
+/// to everything (tables, selects and the like included).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Mode {
+    BeforeHtml,
+    BeforeHead,
+    InHead,
+    /// `<noscript>` in `<head>` with scripting off: only head elements belong in it.
+    InHeadNoscript,
+    AfterHead,
+    InBody,
+}
+
+/// Elements that belong in `<head>` ("in head" start tags).
+fn is_head_content(tag: Tag) -> bool {
+    matches!(
+        tag,
+        Tag::Base | Tag::Link | Tag::Meta | Tag::Title | Tag::Style | Tag::Script | Tag::Noframes | Tag::Template
+    )
 }
 
 /// Parses `src` into a [`Dom`]. Never fails: any byte sequence yields some tree.
@@ -47,9 +73,9 @@ pub(crate) fn parse(src: &str) -> Dom {
         dom: Dom::default(),
         stack: Vec::with_capacity(64),
         foreign: 0,
-        seen_html: false,
-        seen_body: false,
-        seen_head: false,
+        mode: Mode::BeforeHtml,
+        head: NONE,
+        head_reopened: false,
     };
     // The arena is sized once, so that it does not grow by doubling (which leaves the guest's
     // memory at twice the need on huge pages): every '<' opens at most one element and ends at
@@ -66,6 +92,8 @@ pub(crate) fn parse(src: &str) -> Dom {
         data: NodeData::Document,
     });
     b.run();
+    // Every document has <html>, <head> and <body>, implied when the source has none.
+    b.ensure_body();
     b.dom
 }
 
@@ -73,11 +101,37 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay.get(from..)?, needle).map(|p| p + from)
 }
 
+/// Where a comment whose body starts at `from` ends (after its `>`): `-->`, `--!>`, or the
+/// abrupt `<!-->` and `<!--->` of the HTML5 tokenizer.
+fn comment_end(b: &[u8], from: usize) -> usize {
+    match b.get(from..) {
+        Some([b'>', ..]) => return from + 1,
+        Some([b'-', b'>', ..]) => return from + 2,
+        _ => {}
+    }
+    let mut j = from;
+    while let Some(p) = find(b, j, b"--") {
+        match b.get(p + 2..) {
+            Some([b'>', ..]) => return p + 3,
+            Some([b'!', b'>', ..]) => return p + 4,
+            _ => j = p + 1,
+        }
+    }
+    b.len()
+}
+
 fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// The source between two byte positions. Every position the tokenizer stops at is next to
+    /// an ASCII delimiter (`<`, `>`, quotes, whitespace, `=`, `/`), hence a char boundary; `get`
+    /// makes a bug there an empty string instead of a panic.
+    fn slice(&self, from: usize, to: usize) -> &'a str {
+        self.src.get(from..to).unwrap_or("")
+    }
+
     fn run(&mut self) {
         let b = self.src.as_bytes();
         let len = b.len();
@@ -98,7 +152,7 @@ impl Builder<'_> {
             match b.get(i + 1).copied() {
                 Some(b'!') => {
                     if b[i..].starts_with(b"<!--") {
-                        i = find(b, i + 4, b"-->").map_or(len, |p| p + 3);
+                        i = comment_end(b, i + 4);
                     } else if b[i..].starts_with(b"<![CDATA[") {
                         let end = find(b, i + 9, b"]]>").unwrap_or(len);
                         self.text(i + 9, end);
@@ -150,8 +204,26 @@ impl Builder<'_> {
     }
 
     /// Appends the source range as text, merged into the previous text node when adjacent.
-    fn text(&mut self, from: usize, to: usize) {
-        let raw = &self.src[from..to];
+    fn text(&mut self, mut from: usize, to: usize) {
+        if self.mode < Mode::InBody {
+            // Leading whitespace stays where the mode puts it; anything else opens <body>.
+            let b = self.src.as_bytes();
+            let ws_end = (from..to).find(|&k| b.get(k).is_none_or(|&c| !is_ws(c))).unwrap_or(to);
+            if ws_end > from && matches!(self.mode, Mode::InHead | Mode::InHeadNoscript | Mode::AfterHead) {
+                self.insert_text(from, ws_end);
+            }
+            from = ws_end;
+            if from >= to {
+                return;
+            }
+            self.ensure_body();
+        }
+        self.insert_text(from, to);
+    }
+
+    /// Appends the source range as text to the current node (no mode rules).
+    fn insert_text(&mut self, from: usize, to: usize) {
+        let raw = self.slice(from, to);
         let start = self.dom.buf.len() as u32;
         if raw.as_bytes().contains(&b'&') {
             decode_entities_into(raw, &mut self.dom.buf, false);
@@ -181,7 +253,7 @@ impl Builder<'_> {
         while i < len && !is_ws(b[i]) && b[i] != b'/' && b[i] != b'>' {
             i += 1;
         }
-        let name = self.push_lower(&self.src[name_start..i]);
+        let name = self.push_lower(self.slice(name_start, i));
         let tag = Tag::from_name(self.dom.s(name));
         let attrs_start = self.dom.attrs.len() as u32;
         let mut self_closing = false;
@@ -230,9 +302,9 @@ impl Builder<'_> {
             } else {
                 (i, i)
             };
-            let aname = self.push_lower(&self.src[an_start..an_end]);
+            let aname = self.push_lower(self.slice(an_start, an_end));
             let vstart = self.dom.buf.len() as u32;
-            let raw = &self.src[vs..ve];
+            let raw = self.slice(vs, ve);
             if raw.as_bytes().contains(&b'&') {
                 decode_entities_into(raw, &mut self.dom.buf, true);
             } else {
@@ -248,10 +320,13 @@ impl Builder<'_> {
         }
         let attrs = Span { start: attrs_start, end: self.dom.attrs.len() as u32 };
         self.open_element(tag, name, attrs, self_closing);
-        if tag.is_raw_text() && !(self_closing && self.foreign > 0) {
-            return self.raw_text(tag, name, i);
+        let after =
+            if tag.is_raw_text() && !(self_closing && self.foreign > 0) { self.raw_text(tag, name, i) } else { i };
+        if self.head_reopened && tag != Tag::Template {
+            self.head_reopened = false;
+            self.close_head();
         }
-        i
+        after
     }
 
     /// Reads the content of a raw-text element starting at `i` up to its end tag.
@@ -277,12 +352,17 @@ impl Builder<'_> {
             }
             j = p + 1;
         };
-        let content = &self.src[i..end];
+        let content = self.slice(i, end);
         match tag {
             Tag::Title if self.foreign == 0 && self.dom.title.is_none() => {
                 let start = self.dom.buf.len() as u32;
                 decode_entities_into(content, &mut self.dom.buf, false);
-                self.dom.title = Some(Span { start, end: self.dom.buf.len() as u32 });
+                let span = Span { start, end: self.dom.buf.len() as u32 };
+                self.dom.title = Some(span);
+                if span.end > span.start {
+                    // Also the element's child, as in the DOM (`<title>` is invisible to rendering).
+                    self.append(NodeData::Text(span));
+                }
             }
             Tag::Script => {
                 let is_ld = self
@@ -295,7 +375,7 @@ impl Builder<'_> {
                     self.dom.json_ld.push(Span { start, end: self.dom.buf.len() as u32 });
                 }
             }
-            Tag::Textarea | Tag::Xmp => {
+            Tag::Textarea | Tag::Xmp | Tag::Plaintext => {
                 // Visible text, kept as a child so that "full" mode sees it.
                 self.text(i, end);
             }
@@ -308,20 +388,119 @@ impl Builder<'_> {
         after
     }
 
-    fn open_element(&mut self, tag: Tag, name: Span, attrs: Span, self_closing: bool) {
+    /// Applies the insertion modes before `<body>` to a start tag: creates the implied `<html>`,
+    /// `<head>` and `<body>`, closes the head when body content starts. Returns false when the
+    /// tag is to be ignored.
+    fn before_body_start(&mut self, tag: Tag) -> bool {
+        if self.mode == Mode::InHeadNoscript {
+            if matches!(tag, Tag::Link | Tag::Meta | Tag::Style | Tag::Noframes) {
+                return true;
+            }
+            if matches!(tag, Tag::Head | Tag::Noscript) {
+                return false;
+            }
+            // Anything else closes the <noscript> and is handled by "in head".
+            self.close_current(Tag::Noscript);
+            self.mode = Mode::InHead;
+        }
+        if self.mode == Mode::InBody {
+            return true;
+        }
         match tag {
-            Tag::Html if self.seen_html => return,
-            Tag::Body if self.seen_body => return,
-            Tag::Head if self.seen_head || self.seen_body => return,
-            Tag::Html => self.seen_html = true,
-            Tag::Body => self.seen_body = true,
-            Tag::Head => self.seen_head = true,
+            Tag::Html => {}
+            Tag::Head => self.ensure_html(),
+            Tag::Body => {
+                self.ensure_head();
+                self.close_head();
+            }
+            t if is_head_content(t) || t == Tag::Noscript => {
+                self.ensure_head();
+                if self.mode == Mode::AfterHead && self.head != NONE {
+                    // "after head": the element goes into the head, which is closed again after it.
+                    if let NodeData::Element { tag, name, .. } = self.dom.node(self.head).data {
+                        self.stack.push(Open { id: self.head, tag, name });
+                        self.mode = Mode::InHead;
+                        self.head_reopened = true;
+                    }
+                }
+            }
+            _ => self.ensure_body(),
+        }
+        true
+    }
+
+    /// Appends and opens an element the source implies but does not write.
+    fn synth(&mut self, tag: Tag, name: &str) -> NodeId {
+        let name = self.push_lower(name);
+        let id = self.append(NodeData::Element { tag, name, attrs: Span::default() });
+        self.stack.push(Open { id, tag, name });
+        id
+    }
+
+    fn ensure_html(&mut self) {
+        if self.mode == Mode::BeforeHtml {
+            self.synth(Tag::Html, "html");
+            self.mode = Mode::BeforeHead;
+        }
+    }
+
+    fn ensure_head(&mut self) {
+        self.ensure_html();
+        if self.mode == Mode::BeforeHead {
+            self.head = self.synth(Tag::Head, "head");
+            self.mode = Mode::InHead;
+        }
+    }
+
+    /// Closes `<head>` (and a `<noscript>` in it): what follows goes after it.
+    fn close_head(&mut self) {
+        if matches!(self.mode, Mode::InHead | Mode::InHeadNoscript) {
+            if let Some(pos) = self.stack.iter().rposition(|o| o.id == self.head) {
+                self.pop_to(pos);
+            }
+            self.mode = Mode::AfterHead;
+        }
+    }
+
+    /// Creates whatever of `<html>`, `<head>` and `<body>` is still missing, closing the head.
+    fn ensure_body(&mut self) {
+        if self.mode == Mode::InBody {
+            return;
+        }
+        self.ensure_head();
+        self.close_head();
+        self.synth(Tag::Body, "body");
+        self.mode = Mode::InBody;
+    }
+
+    /// Pops the current node if it is a `tag`.
+    fn close_current(&mut self, tag: Tag) {
+        if self.stack.last().is_some_and(|o| o.tag == tag) {
+            let len = self.stack.len() - 1;
+            self.pop_to(len);
+        }
+    }
+
+    fn open_element(&mut self, tag: Tag, name: Span, attrs: Span, self_closing: bool) {
+        if !self.before_body_start(tag) {
+            return;
+        }
+        match tag {
+            Tag::Html if self.mode == Mode::BeforeHtml => self.mode = Mode::BeforeHead,
+            Tag::Head if self.mode <= Mode::BeforeHead => self.mode = Mode::InHead,
+            Tag::Body if self.mode < Mode::InBody => self.mode = Mode::InBody,
+            // A second <html>, <head> or <body>: browsers merge its attributes; we ignore it.
+            Tag::Html | Tag::Head | Tag::Body => return,
+            Tag::Noscript if self.mode == Mode::InHead => self.mode = Mode::InHeadNoscript,
             _ => {}
         }
         if self.foreign == 0 {
             self.implied_ends(tag);
         }
         let id = self.append(NodeData::Element { tag, name, attrs });
+        if tag == Tag::Head {
+            self.head = id;
+        }
         let closes_itself = tag.is_void() || (self_closing && (self.foreign > 0 || tag == Tag::Other));
         if closes_itself {
             return;
@@ -447,8 +626,33 @@ impl Builder<'_> {
             j += 1;
         }
         let after = memchr::memchr(b'>', &b[j..]).map_or(len, |p| p + j + 1);
-        let raw_name = &self.src[i..j];
+        let raw_name = self.slice(i, j);
         let tag = Tag::from_name(raw_name);
+        if self.mode < Mode::InBody {
+            match (self.mode, tag) {
+                (Mode::InHeadNoscript, Tag::Noscript) => {
+                    self.close_current(Tag::Noscript);
+                    self.mode = Mode::InHead;
+                    return after;
+                }
+                (Mode::InHeadNoscript, Tag::Br) => {
+                    self.close_current(Tag::Noscript);
+                    self.mode = Mode::InHead;
+                }
+                (Mode::BeforeHead | Mode::InHead, Tag::Head) => {
+                    self.ensure_head();
+                    self.close_head();
+                    return after;
+                }
+                (Mode::InHead, Tag::Template) => {}
+                (_, Tag::Body | Tag::Html | Tag::Br) => {}
+                // Any other end tag before <body> is ignored.
+                _ => return after,
+            }
+            if matches!(tag, Tag::Body | Tag::Html | Tag::Br) {
+                self.ensure_body();
+            }
+        }
         match tag {
             Tag::Html | Tag::Body => return after,
             Tag::Br => {
@@ -459,7 +663,18 @@ impl Builder<'_> {
             _ => {}
         }
         let special = tag.is_block() || tag == Tag::Table || tag == Tag::Head;
-        let pos = if tag == Tag::Other {
+        let pos = if tag == Tag::Li {
+            // "list item scope": a `</li>` does not close through a nested list.
+            self.find_open(
+                |t| t == Tag::Li,
+                |t| {
+                    matches!(
+                        t,
+                        Tag::Ul | Tag::Ol | Tag::Table | Tag::Td | Tag::Th | Tag::Html | Tag::Template | Tag::Caption
+                    )
+                },
+            )
+        } else if tag == Tag::Other {
             self.find_open_named(raw_name)
         } else if special {
             self.find_open(
@@ -470,8 +685,15 @@ impl Builder<'_> {
             // Inline end tags do not close through block elements (HTML5 "any other end tag").
             self.find_open(|t| t == tag, |t| t.is_block() && t != tag)
         };
-        if let Some(pos) = pos {
-            self.pop_to(pos);
+        match pos {
+            Some(pos) => self.pop_to(pos),
+            // `</p>` without an open `<p>` makes an empty one (HTML5 "in body").
+            None if tag == Tag::P => {
+                let name = self.push_lower("p");
+                self.open_element(Tag::P, name, Span::default(), false);
+                self.close_current(Tag::P);
+            }
+            None => {}
         }
         after
     }
@@ -518,10 +740,12 @@ mod tests {
         }
     }
 
+    /// The dump of `<body>`'s content (the parser always makes html, head and body).
     fn tree(src: &str) -> String {
         let dom = parse(src);
         let mut out = String::new();
-        dump(&dom, ROOT, &mut out);
+        let body = (0..dom.len()).find(|&id| dom.name(id) == "body").unwrap_or(ROOT);
+        dump(&dom, body, &mut out);
         out.trim_end().replace(" )", ")")
     }
 
@@ -549,8 +773,29 @@ mod tests {
         assert_eq!(dom.json_ld.len(), 1);
         assert_eq!(dom.s(dom.json_ld[0]), "{\"a\":\"<b>\"}");
         assert_eq!(tree("<a href='/x?a=1&amp;b=2'>l&eacute;</a>"), r#"a("lé")"#);
-        let a = dom.children(super::super::ROOT).find(|&c| dom.name(c) == "a");
+        let a = (0..dom.len()).find(|&c| dom.name(c) == "a");
         assert_eq!(a.and_then(|a| dom.attr(a, "href")), Some("/x?a=1&b=2"));
+    }
+
+    /// Issue 12: a page that never closes `<head>` put its whole body in the invisible head.
+    #[test]
+    fn content_after_an_unclosed_head_lands_in_body() {
+        let src = "<html><head><title>T</title><meta charset=utf-8><div><p>Text</p></div>";
+        let dom = parse(src);
+        let mut out = String::new();
+        dump(&dom, ROOT, &mut out);
+        assert_eq!(out.trim_end().replace(" )", ")"), r#"html(head(title("T") meta) body(div(p("Text"))))"#);
+        // Implied html/head/body, and head elements after </head> go back into the head.
+        let mut out = String::new();
+        dump(&parse("x</head><meta a=b><p>y"), ROOT, &mut out);
+        assert_eq!(out.trim_end().replace(" )", ")"), r#"html(head body("x" meta p("y")))"#);
+        let mut out = String::new();
+        dump(&parse("<head></head><link><p>y"), ROOT, &mut out);
+        assert_eq!(out.trim_end().replace(" )", ")"), r#"html(head(link) body(p("y")))"#);
+        // <noscript> in head holding body content (tracking pixels) ends the head.
+        let mut out = String::new();
+        dump(&parse("<head><noscript><img src=x></noscript><title>T</title></head><p>y"), ROOT, &mut out);
+        assert_eq!(out.trim_end().replace(" )", ")"), r#"html(head(noscript) body(img title("T") p("y")))"#);
     }
 
     #[test]

@@ -93,7 +93,9 @@ impl Tag {
         )
     }
 
-    /// Elements whose content is not markup (read up to the matching end tag).
+    /// Elements whose content is not markup (read up to the matching end tag). `<noscript>` and
+    /// `<template>` hold markup (scripting off, as the extractor runs no scripts); both stay
+    /// invisible to rendering (`classify::invisible`).
     pub(crate) fn is_raw_text(self) -> bool {
         matches!(
             self,
@@ -105,9 +107,7 @@ impl Tag {
                 | Tag::Iframe
                 | Tag::Noembed
                 | Tag::Noframes
-                | Tag::Noscript
                 | Tag::Plaintext
-                | Tag::Template
         )
     }
 

@@ -8,9 +8,17 @@
 //! subtree maximises the sum. This finds articles split over several sibling containers, and it
 //! is one linear pass over the arena (ids are in document order, so a reverse loop is a
 //! post-order walk).
+//!
+//! This file owns the scoring and the choice of root (with the structural exceptions to class
+//! tokens: main text holding a boilerplate token, site-builder wrappers, forum posts); what a line
+//! of text says (bylines, datelines, labels, repeated titles) is `furniture.rs`. Neither renders.
 
 use crate::classify::{Classifier, invisible, never_content};
 use crate::html::{Dom, NONE, NodeData, NodeId, ROOT, Tag};
+
+mod furniture;
+
+use furniture::{drop_lead_furniture, drop_title_and_orphan_headings};
 
 /// What the scorer decided.
 #[derive(Debug)]
@@ -95,12 +103,40 @@ fn block_weight(chars: u32, link_chars: u32, punct: u32, tag: Option<Tag>) -> f3
 
 /// Selects the main content of `dom`. `full` keeps the whole body (only never-content elements
 /// and hidden ones are dropped).
+/// In the loose pass, the share of the page's prose above which a negative class token is
+/// overruled (a cookie banner holds none; a block that holds a third of the prose is content).
+const LOOSE_GUARD: f32 = 0.1;
+
+/// How much the scorer trusts class/id signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pass {
+    /// Class and id tokens mark boilerplate (guarded by how much prose they hold).
+    Normal,
+    /// The fallback when the normal pass found nothing convincing: a class or id token marks
+    /// boilerplate only on elements holding little of the page's prose ([`LOOSE_GUARD`]);
+    /// never-content elements (nav, aside, footer, forms' controls...), hidden ones and link lists
+    /// are still left out.
+    Loose,
+}
+
 pub(crate) fn select(
     dom: &Dom,
     full: bool,
     pre_drop: &[bool],
     keep: &[bool],
     explain: Option<&mut String>,
+) -> Selection {
+    select_pass(dom, full, pre_drop, keep, explain, Pass::Normal)
+}
+
+/// [`select`] with an explicit [`Pass`].
+pub(crate) fn select_pass(
+    dom: &Dom,
+    full: bool,
+    pre_drop: &[bool],
+    keep: &[bool],
+    explain: Option<&mut String>,
+    pass: Pass,
 ) -> Selection {
     let n = dom.len() as usize;
     let mut drop = pre_drop.to_vec();
@@ -113,6 +149,10 @@ pub(crate) fn select(
     let mut body = vec![false; n];
     let mut in_link = vec![false; n];
     let mut owner = vec![ROOT; n];
+    // Reader-comment sections (neg by a comment token), and the page's first <h1>: a forum's
+    // posts and a blog post wrapped in `has-comments` are told apart by where the prose is.
+    let mut comment = vec![false; n];
+    let mut first_h1 = NONE;
     let mut classifier = Classifier::default();
     // Forward pass: inherited flags.
     for id in 1..n {
@@ -130,11 +170,17 @@ pub(crate) fn select(
         in_link[id] = in_link[parent];
         owner[id] = if is_block(dom, id as NodeId) { id as NodeId } else { owner[parent] };
         if let NodeData::Element { tag, .. } = node.data {
-            if tag == Tag::A {
+            // A link wrapped around a card (a paragraph inside) is content that happens to be
+            // clickable, not a link list: its text does not count as link text.
+            if tag == Tag::A && !holds_paragraph(dom, id as NodeId) {
                 in_link[id] = true;
             }
-            let furniture =
-                !full && !kept(id) && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time | Tag::Header);
+            if tag == Tag::H1 && first_h1 == NONE {
+                first_h1 = id as NodeId;
+            }
+            // <header> is furniture unless it holds the page's prose (site builders put whole
+            // posts in one): it is judged below like a negative class, not dropped here.
+            let furniture = !full && !kept(id) && matches!(tag, Tag::Figcaption | Tag::Figure | Tag::Time);
             let excluded = if full || kept(id) { invisible(tag) } else { never_content(tag) };
             let (v, hidden) = if excluded { Default::default() } else { classifier.classify(dom, id as NodeId, full) };
             if excluded || furniture || hidden {
@@ -142,6 +188,10 @@ pub(crate) fn select(
                 let media_tag = matches!(tag, Tag::Figure | Tag::Figcaption | Tag::Picture | Tag::Video | Tag::Audio);
                 media_drop[id] |= !media_tag || hidden;
                 continue;
+            }
+            if !full && tag == Tag::Header && !kept(id) {
+                neg[id] = true;
+                guard[id] = 0.3;
             }
             if !full {
                 // Embedded posts (`blockquote.twitter-tweet`) are quoted content, never furniture.
@@ -152,7 +202,10 @@ pub(crate) fn select(
                     neg[id] = true;
                     // Guard share: how much of the page's prose the subtree may hold and still
                     // be called boilerplate (comments: any).
-                    guard[id] = if v.comment {
+                    comment[id] = v.comment;
+                    guard[id] = if pass == Pass::Loose {
+                        LOOSE_GUARD
+                    } else if v.comment {
                         2.0
                     } else if v.strong {
                         0.7
@@ -219,6 +272,9 @@ pub(crate) fn select(
         if neg[id] && good_all[id] as f32 > guard[id] * page_good as f32 {
             neg[id] = false;
         }
+    }
+    if !full {
+        unmark_main_text(dom, &mut neg, &comment, &good_all, first_h1, &drop);
     }
     // Nothing inside a boilerplate subtree is a candidate either.
     let mut in_neg = neg.clone();
@@ -431,303 +487,79 @@ fn drop_inline_link_clusters(dom: &Dom, drop: &mut [bool], in_link: &[bool], kee
     }
 }
 
-/// Does a short line read like a byline or a dateline ("By Jane Doe", "Updated at 1:23 p.m.",
-/// "November 19, 2019 9:02 AM")?
-fn byline_or_date(text: &str) -> bool {
-    let t = text.trim();
-    let lower = t.to_lowercase();
-    const STARTS: &[&str] = &[
-        "by ",
-        "von ",
-        "por ",
-        "par ",
-        "di ",
-        "door ",
-        "written by",
-        "posted",
-        "published",
-        "updated",
-        "last updated",
-        "modified",
-        "posted on",
-        "veröffentlicht",
-        "aktualisiert",
-        "publié",
-        "publicado",
-    ];
-    if STARTS.iter().any(|p| lower.starts_with(p)) {
-        return true;
-    }
-    // Mostly a date: digits and month names make up most of the words.
-    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    if words.is_empty() || words.len() > 10 {
-        return false;
-    }
-    const DATE_WORDS: &[&str] = &[
-        "jan",
-        "january",
-        "feb",
-        "february",
-        "mar",
-        "march",
-        "apr",
-        "april",
-        "may",
-        "jun",
-        "june",
-        "jul",
-        "july",
-        "aug",
-        "august",
-        "sep",
-        "sept",
-        "september",
-        "oct",
-        "october",
-        "nov",
-        "november",
-        "dec",
-        "december",
-        "am",
-        "pm",
-        "a",
-        "m",
-        "p",
-        "et",
-        "est",
-        "edt",
-        "pst",
-        "pdt",
-        "gmt",
-        "utc",
-        "bst",
-        "cet",
-        "at",
-        "on",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-        "mon",
-        "tue",
-        "wed",
-        "thu",
-        "fri",
-        "sat",
-        "sun",
-        "min",
-        "read",
-        "ago",
-        "hours",
-        "hour",
-        "minutes",
-        "updated",
-        "published",
-        // German, French, Spanish, Portuguese, Italian, Dutch month and day names.
-        "januar",
-        "februar",
-        "märz",
-        "mai",
-        "juni",
-        "juli",
-        "oktober",
-        "dezember",
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-        "janeiro",
-        "fevereiro",
-        "março",
-        "maio",
-        "junho",
-        "julho",
-        "setembro",
-        "outubro",
-        "novembro",
-        "dezembro",
-        "gennaio",
-        "febbraio",
-        "aprile",
-        "maggio",
-        "giugno",
-        "luglio",
-        "settembre",
-        "ottobre",
-        "dicembre",
-        "januari",
-        "februari",
-        "maart",
-        "mei",
-        "augustus",
-        "montag",
-        "dienstag",
-        "mittwoch",
-        "donnerstag",
-        "freitag",
-        "samstag",
-        "sonntag",
-        "lundi",
-        "mardi",
-        "mercredi",
-        "jeudi",
-        "vendredi",
-        "samedi",
-        "dimanche",
-        "lunes",
-        "martes",
-        "miércoles",
-        "jueves",
-        "viernes",
-        "sábado",
-        "domingo",
-        "segunda",
-        "terça",
-        "quarta",
-        "quinta",
-        "sexta",
-        "feira",
-        "de",
-        "às",
-        "um",
-        "le",
-        "à",
-        "uhr",
-        "h",
-        "ist",
-        "cst",
-        "aest",
-        "jst",
-        "hrs",
-    ];
-    // Date words that say nothing on their own ("de" in "22 de outubro").
-    const FILLER: &[&str] = &["a", "m", "p", "at", "on", "et", "de", "às", "um", "le", "à", "h"];
-    let clock = |w: &str| {
-        let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-        !digits.is_empty()
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && matches!(&w[digits.len()..], "am" | "pm" | "h")
-    };
-    let datey =
-        words.iter().filter(|w| w.bytes().all(|b| b.is_ascii_digit()) || DATE_WORDS.contains(w) || clock(w)).count();
-    let has_digit = lower.bytes().any(|b| b.is_ascii_digit());
-    // Numbers alone are a table row or a score, not a date: a month, weekday or clock word too.
-    let named = words.iter().any(|w| DATE_WORDS.contains(w) && !FILLER.contains(w));
-    has_digit && named && datey * 4 >= words.len() * 3
+/// Does the element hold a `<p>` (bounded look: anchors are small, cards are a few dozen nodes)?
+fn holds_paragraph(dom: &Dom, id: NodeId) -> bool {
+    let end = dom.subtree_end(id).min(id.saturating_add(64));
+    (id + 1..=end).any(|d| dom.tag(d) == Some(Tag::P))
 }
 
-/// A block without block children: a paragraph, list item, heading or caption line.
-fn own_paragraph(dom: &Dom, id: NodeId) -> bool {
-    is_block(dom, id) && dom.children(id).all(|c| !is_block(dom, c) || dom.tag(c) == Some(Tag::Br))
-}
-
-/// A short line that is page furniture when it stands before the first or after the last
-/// paragraph: a byline or dateline, an ad label, a UI word ("Close", "LEARN MORE"), a section
-/// kicker ("TECH").
-fn furniture_line(text: &str, lead: bool, list_item: bool) -> bool {
-    if byline_or_date(text) || crate::classify::is_label(text) {
-        return true;
+/// Where a boilerplate token stands decides whether it counts. Two structural exceptions:
+/// - an element holding the page's first `<h1>` and a good share of its prose holds the main text
+///   (`article.has-comments`, `div#wrap.menu-side-transition`): its tokens describe the page, not
+///   a section of it;
+/// - when reader-comment sections hold most of the page's prose, they are the page (a forum
+///   thread, a Q&A page, where every post carries `reply`/`comment` classes).
+fn unmark_main_text(dom: &Dom, neg: &mut [bool], comment: &[bool], good_all: &[u32], first_h1: NodeId, drop: &[bool]) {
+    let page_good = good_all[ROOT as usize];
+    if page_good == 0 {
+        return;
     }
-    let t = text.trim();
-    // Short list items end many articles ("Bugs fixed"); scripts written without spaces have no
-    // word count to go by.
-    if list_item || t.chars().any(|c| c >= '\u{2e80}') {
-        return false;
+    if first_h1 != NONE && !drop[first_h1 as usize] {
+        let mut a = dom.node(first_h1).parent;
+        while a != NONE {
+            let i = a as usize;
+            if neg[i] && good_all[i] * 2 > page_good {
+                neg[i] = false;
+            }
+            a = dom.node(a).parent;
+        }
     }
-    let words = t.split_whitespace().count();
-    let sentence_end = t.ends_with(['.', '!', '?', '"', '\u{201d}', ')', ':', '\u{2026}', '\u{3002}']);
-    // A kicker above the headline is one or two words; trailing calls to action a few more.
-    let max_words = if lead { 2 } else { 4 };
-    words <= max_words && !sentence_end
-}
-
-/// Short furniture lines before the first real paragraph of the selection and after its last.
-fn drop_lead_furniture(dom: &Dom, root: NodeId, drop: &mut [bool], stats: &Stats) {
-    let end = dom.subtree_end(root) as usize;
-    let is_prose = |id: usize| stats.good[id] > 0 && own_paragraph(dom, id as NodeId);
-    let candidate = |id: usize, drop: &[bool]| {
-        let tag = dom.tag(id as NodeId);
-        let table_part = matches!(tag, Some(Tag::Table | Tag::Tr | Tag::Td | Tag::Th | Tag::Tbody));
-        !drop[id]
-            && !table_part
-            && tag.and_then(Tag::heading_level).is_none()
-            && own_paragraph(dom, id as NodeId)
-            && (1..=80).contains(&stats.chars[id])
-            && small_subtree(dom, id as NodeId)
-    };
-    let mut id = root as usize + 1;
-    while id <= end {
-        if drop[id] || matches!(dom.tag(id as NodeId), Some(Tag::Table)) {
-            id = dom.subtree_end(id as NodeId) as usize + 1;
+    // A class value repeated on several negative elements that together hold most of the prose is
+    // a site builder's block wrapper (`elementor-widget-container`), not furniture.
+    let mut groups: std::collections::BTreeMap<&str, (u32, u32)> = std::collections::BTreeMap::new();
+    let mut covered_until = 0usize;
+    for id in 0..neg.len() {
+        if id < covered_until || !neg[id] || comment[id] {
             continue;
         }
-        if is_prose(id) {
-            break;
+        covered_until = dom.subtree_end(id as NodeId) as usize + 1;
+        if let Some(class) = dom.attr(id as NodeId, "class") {
+            let g = groups.entry(class).or_default();
+            g.0 += 1;
+            g.1 = g.1.saturating_add(good_all[id]);
         }
-        let item = matches!(dom.tag(id as NodeId), Some(Tag::Li | Tag::Dd | Tag::Dt));
-        if candidate(id, drop) && furniture_line(&crate::render::text_of(dom, id as NodeId, drop), true, item) {
-            drop[id] = true;
-            id = dom.subtree_end(id as NodeId) as usize + 1;
-            continue;
-        }
-        id += 1;
     }
-    // Trailing lines, walking back from the end; stop at the last paragraph of prose.
-    let mut id = end;
-    while id > root as usize {
-        if is_prose(id) && !drop[id] && !under_dropped(dom, id as NodeId, root, drop) {
-            break;
-        }
-        if candidate(id, drop) && !under_dropped(dom, id as NodeId, root, drop) {
-            let text = crate::render::text_of(dom, id as NodeId, drop);
-            let item = matches!(dom.tag(id as NodeId), Some(Tag::Li | Tag::Dd | Tag::Dt));
-            if furniture_line(&text, false, item) {
-                drop[id] = true;
+    let builder: Vec<&str> = groups
+        .into_iter()
+        .filter(|(_, (count, good))| *count >= 2 && u64::from(*good) * 2 > u64::from(page_good))
+        .map(|(class, _)| class)
+        .collect();
+    if !builder.is_empty() {
+        for id in 0..neg.len() {
+            if neg[id] && !comment[id] && dom.attr(id as NodeId, "class").is_some_and(|c| builder.contains(&c)) {
+                neg[id] = false;
             }
         }
-        id -= 1;
+    }
+    // Outermost comment sections and the prose they hold.
+    let n = neg.len();
+    let mut in_comments = 0u32;
+    let mut covered_until = 0usize;
+    for id in 0..n {
+        if id < covered_until || !neg[id] || !comment[id] {
+            continue;
+        }
+        in_comments = in_comments.saturating_add(good_all[id]);
+        covered_until = dom.subtree_end(id as NodeId) as usize + 1;
+    }
+    if u64::from(in_comments) * 10 > u64::from(page_good) * 6 {
+        for id in 0..n {
+            if comment[id] {
+                neg[id] = false;
+            }
+        }
     }
 }
-
-/// Is `id` inside a dropped subtree (below `root`)?
-fn under_dropped(dom: &Dom, id: NodeId, root: NodeId, drop: &[bool]) -> bool {
-    let mut a = dom.node(id).parent;
-    for _ in 0..MAX_CLIMB {
-        if a == NONE || a == root {
-            return false;
-        }
-        if drop[a as usize] {
-            return true;
-        }
-        a = dom.node(a).parent;
-    }
-    false
-}
-
-/// How far `under_dropped` climbs (the parser caps depth at 256 anyway).
-const MAX_CLIMB: usize = 300;
 
 /// Site markup that names the article body (`itemprop=articleBody`, `class="entry-content"`)
 /// beats the score when it holds a fair share of the prose: the best-sum subtree happily swallows
@@ -797,84 +629,4 @@ fn common_ancestor(dom: &Dom, a: NodeId, b: NodeId) -> NodeId {
         y = dom.node(y).parent;
     }
     ROOT
-}
-
-/// Letters and digits of `s`, lower-cased: for comparing a heading with the page title.
-fn squash(s: &str) -> String {
-    s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
-}
-
-/// Headings in the selection that are the page title (the title is `Document::title`, not body
-/// text), and headings left without content after them: the heading of a pruned "Top videos"
-/// list, or a short bold "DON'T MISS" line whose link list was pruned.
-fn drop_title_and_orphan_headings(dom: &Dom, root: NodeId, drop: &mut [bool], chars: &[u32], linky: &[bool]) {
-    let title = dom.title.map(|s| squash(dom.s(s))).unwrap_or_default();
-    let end = dom.subtree_end(root) as usize;
-    let mut seen_h1 = false;
-    for id in root as usize..=end {
-        if drop[id] || id == root as usize {
-            continue;
-        }
-        let level = dom.tag(id as NodeId).and_then(Tag::heading_level);
-        let short_block = level.is_none() && is_block(dom, id as NodeId) && (1..=40).contains(&chars[id]);
-        if (level.is_none() && !short_block) || !small_subtree(dom, id as NodeId) {
-            continue;
-        }
-        let raw = crate::render::text_of(dom, id as NodeId, drop);
-        let text = squash(&raw);
-        if text.is_empty() {
-            continue;
-        }
-        let next = next_content(dom, id as NodeId, root, drop, chars);
-        let orphan = match level {
-            Some(l) => {
-                let is_title = (l == 1 && !seen_h1) || (text.len() >= 12 && title.contains(&text));
-                seen_h1 |= l == 1;
-                is_title
-                    || match next {
-                        Next::Kept(n) => dom.tag(n).and_then(Tag::heading_level).is_some(),
-                        Next::Dropped(n) => linky[n as usize],
-                        Next::End => true,
-                    }
-            }
-            None => {
-                // A lead-in line ("Related:", "DON'T MISS") of a pruned link list.
-                !raw.trim_end().ends_with(['.', '!', '?', '"', '”'])
-                    && matches!(next, Next::Dropped(n) if linky[n as usize])
-            }
-        };
-        if orphan {
-            drop[id] = true;
-        }
-    }
-}
-
-/// What follows a node in its block context.
-enum Next {
-    /// The next text-bearing sibling, kept.
-    Kept(NodeId),
-    /// The next text-bearing sibling, dropped.
-    Dropped(NodeId),
-    /// No text follows inside the selection.
-    End,
-}
-
-/// The first text-bearing node after `h` among its following siblings, or its ancestors'
-/// following siblings (up to 4 levels, not leaving `root`).
-fn next_content(dom: &Dom, h: NodeId, root: NodeId, drop: &[bool], chars: &[u32]) -> Next {
-    let mut cur = h;
-    for _ in 0..4 {
-        let mut sib = dom.node(cur).next_sibling;
-        while sib != NONE {
-            if chars[sib as usize] > 0 {
-                return if drop[sib as usize] { Next::Dropped(sib) } else { Next::Kept(sib) };
-            }
-            sib = dom.node(sib).next_sibling;
-        }
-        cur = dom.node(cur).parent;
-        if cur == NONE || cur == root {
-            return Next::End;
-        }
-    }
-    Next::End
 }
