@@ -1,7 +1,7 @@
 //! The circuit breaker of one extractor: closed (calls go to the component), open (calls go to
 //! the native fallback), half-open (one probe goes to the component). It trips on consecutive
 //! failures that are not the input's fault (`WasmError::is_component_fault`). Pure logic: the
-//! caller passes the time, so tests need no clock; it must not emit telemetry (`pool.rs` does).
+//! caller passes the time, so tests need no clock; it must not emit telemetry (`pool/routing.rs` does).
 
 use std::time::{Duration, Instant};
 

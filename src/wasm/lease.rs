@@ -2,7 +2,7 @@
 //! `release().await` of a never-called instance offers it back to its extractor's hot list (it
 //! is still pristine) and otherwise tears it down, returning the slot; dropping an unreleased
 //! lease does the same and logs (the fallback). A called instance is never reused. It must not
-//! pick instances or tiers (`pool.rs` does, behind [`Home`]).
+//! pick instances or tiers (`pool/leasing.rs` does, behind [`Home`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +34,7 @@ pub(crate) struct CallSettings {
     pub(crate) max_input_bytes: u64,
 }
 
-/// The extractor a lease came from, as far as the lease needs it (`pool.rs` implements it).
+/// The extractor a lease came from, as far as the lease needs it (`pool/leasing.rs` implements it).
 pub(crate) trait Home: Send + Sync {
     /// The extractor's name.
     fn name(&self) -> &Arc<str>;
