@@ -1,6 +1,7 @@
 //! Routing one extraction: through the extractor's circuit breaker to a leased instance, or,
 //! while the breaker is open, to the native core for pages up to
-//! `native_fallback_max_input_bytes`; each outcome fed back to the breaker. It owns
+//! `native_fallback_max_input_bytes`; each outcome fed back to the breaker, a component fault
+//! with the key of its page (so one bad page cannot open it alone). It owns
 //! [`Extraction`] and [`Engine`]; it must not pick instances (`leasing.rs`) and holds no breaker
 //! logic of its own (`breaker.rs`).
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 use super::handle::{Entry, ExtractorPool, Inner, lock};
 use crate::native::NativeError;
 use crate::ops::metrics as m;
-use crate::wasm::breaker::Route;
+use crate::wasm::breaker::{InputKey, Outcome, Route};
 use crate::wasm::error::WasmError;
 use crate::wasm::events::WasmEvent;
 use crate::wasm::tier::Tier;
@@ -69,13 +70,13 @@ impl ExtractorPool {
         let lease = match self.inner.lease(&entry).await {
             Ok(lease) => lease,
             Err(e) => {
-                self.inner.record(&entry, route, Err(&e));
+                self.inner.record(&entry, route, Err(&e), None);
                 return Err(e);
             }
         };
         let tier = lease.tier();
-        let result = lease.extract(html, url, options, budget).await;
-        self.inner.record(&entry, route, result.as_ref().map(|_| ()));
+        let (result, input) = lease.run(html, url, options, budget).await;
+        self.inner.record(&entry, route, result.as_ref().map(|_| ()), input);
         Ok(Extraction { document: result?, tier, engine: Engine::Wasm })
     }
 }
@@ -93,9 +94,10 @@ impl Inner {
         route
     }
 
-    /// Feeds a call's outcome to the breaker. Failures before the component was reached that
-    /// are not its fault (no slot, closed) only release a probe.
-    fn record(&self, entry: &Entry, route: Route, result: Result<(), &WasmError>) {
+    /// Feeds a call's outcome to the breaker, with the key of its input when it was a component
+    /// fault (a page that faults again counts once). Failures before the component was reached
+    /// that are not its fault (no slot, closed) only release a probe.
+    fn record(&self, entry: &Entry, route: Route, result: Result<(), &WasmError>, input: Option<InputKey>) {
         let fault = result.err().is_some_and(WasmError::is_component_fault);
         let reached = match result {
             Ok(_) => true,
@@ -107,7 +109,8 @@ impl Inner {
                 state.breaker.cancel_probe();
                 return;
             }
-            (state.breaker.record(route, fault, Instant::now()), state.breaker.failures())
+            let outcome = if fault { Outcome::Fault(input) } else { Outcome::Healthy };
+            (state.breaker.record(route, outcome, Instant::now()), state.breaker.failures())
         };
         if let Some(state) = changed {
             WasmEvent::Breaker { extractor: entry.name.to_string(), state, failures }.emit(&self.events);
