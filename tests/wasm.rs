@@ -187,8 +187,9 @@ async fn the_breaker_opens_falls_back_and_closes_again() {
     let pool = ExtractorPool::start(cfg).await.unwrap();
     let mut events = pool.subscribe();
 
-    for _ in 0..2 {
-        let err = extract(&pool, "hostile", "internal", BUDGET).await.unwrap_err();
+    // Two distinct pages (one page failing twice would not open it).
+    for i in 0..2 {
+        let err = extract(&pool, "hostile", &format!("internal {i}"), BUDGET).await.unwrap_err();
         assert!(matches!(err, WasmError::Extractor(riptide_extractor::ExtractError::Internal { .. })), "{err:?}");
     }
     assert_eq!(pool.stats().extractors[1].breaker, BreakerState::Open);
@@ -206,6 +207,39 @@ async fn the_breaker_opens_falls_back_and_closes_again() {
     for key in ["wasm.breaker.opened", "wasm.breaker.half_open", "wasm.breaker.closed"] {
         assert!(keys.contains(&key), "{key} missing from {keys:?}");
     }
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trapping_page_fails_alone_distinct_ones_open_the_breaker() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = extractor_dir(&[("hostile", "hostile")]);
+    let cfg = WasmConfig {
+        components_dir: Some(dir.path().to_path_buf()),
+        breaker_failure_threshold: 3,
+        breaker_open_ms: 600_000,
+        ..config(cache.path())
+    };
+    let pool = ExtractorPool::start(cfg).await.unwrap();
+    let breaker = |pool: &ExtractorPool| pool.stats().extractors[1].breaker;
+
+    // The same trapping page, again and again: each job fails permanently with its reason, and
+    // the component stays trusted.
+    for _ in 0..10 {
+        let err = extract(&pool, "hostile", "panic", BUDGET).await.unwrap_err();
+        assert!(matches!(err, WasmError::Trap { .. }), "{err:?}");
+        assert!(!err.classify().is_retryable());
+    }
+    assert_eq!(breaker(&pool), BreakerState::Closed);
+    assert_eq!(extract(&pool, "hostile", "fine", BUDGET).await.unwrap().engine, Engine::Wasm);
+
+    // Distinct trapping pages in a row: that is the component's health.
+    for i in 0..3 {
+        let err = extract(&pool, "hostile", &format!("panic {i}"), BUDGET).await.unwrap_err();
+        assert!(matches!(err, WasmError::Trap { .. }), "{err:?}");
+    }
+    assert_eq!(breaker(&pool), BreakerState::Open);
+    assert_eq!(extract(&pool, "hostile", PAGE, BUDGET).await.unwrap().engine, Engine::NativeFallback);
     pool.close().await;
 }
 

@@ -17,7 +17,7 @@
 //! This guards against corruption and strangers' files, not against an
 //! attacker who can also rewrite the manifest: the directory is created private (0700).
 //!
-//! It owns the directory and the manifest; it must not instantiate or lease (`pool.rs`).
+//! It owns the directory and the manifest; it must not instantiate or lease (`pool/leasing.rs`).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

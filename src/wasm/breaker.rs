@@ -1,7 +1,11 @@
 //! The circuit breaker of one extractor: closed (calls go to the component), open (calls go to
 //! the native fallback), half-open (one probe goes to the component). It trips on consecutive
-//! failures that are not the input's fault (`WasmError::is_component_fault`). Pure logic: the
-//! caller passes the time, so tests need no clock; it must not emit telemetry (`pool.rs` does).
+//! component faults (`WasmError::is_component_fault`) on *distinct* inputs: each fault carries
+//! a key of the page it happened on ([`InputKey`]), and a page that faults again while its key is
+//! among the recent faults counts once, since a page that traps twice is that page's problem
+//! (its job fails permanently with its reason) and says nothing more about the component's
+//! health. Faults with no input (instantiation) always count. Pure logic: the caller passes the
+//! time, so tests need no clock; it must not emit telemetry (`pool/routing.rs` does).
 
 use std::time::{Duration, Instant};
 
@@ -50,11 +54,27 @@ pub(crate) enum Route {
     Fallback,
 }
 
+/// A hash of one call's input (the page and the options; see `lease.rs`): two faults with the
+/// same key are one bad page, not two signs of a sick component.
+pub(crate) type InputKey = u64;
+
+/// How a call that reached the component went, as far as the breaker cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A document, or a failure that is the input's own (deadline, memory cap, refusal).
+    Healthy,
+    /// A component fault (trap, `internal`, crash, instantiation), on the input with this key
+    /// when there was one.
+    Fault(Option<InputKey>),
+}
+
 /// One extractor's breaker.
 #[derive(Debug, Clone)]
 pub(crate) struct Breaker {
     state: BreakerState,
-    failures: u32,
+    /// Inputs of the consecutive component faults since the last healthy call, one entry per
+    /// distinct input (`None`: a fault without one, always distinct); at most `threshold`.
+    faulted: Vec<Option<InputKey>>,
     threshold: u32,
     open_for: Duration,
     opened_at: Option<Instant>,
@@ -65,7 +85,7 @@ impl Breaker {
     pub(crate) fn new(threshold: u32, open_for: Duration) -> Self {
         Breaker {
             state: BreakerState::Closed,
-            failures: 0,
+            faulted: Vec::new(),
             threshold: threshold.max(1),
             open_for,
             opened_at: None,
@@ -96,22 +116,32 @@ impl Breaker {
     }
 
     /// Records a call that reached the component; returns the new state when it changed.
-    /// `component_fault` is false for successes and for the input's own failures.
-    pub(crate) fn record(&mut self, route: Route, component_fault: bool, now: Instant) -> Option<BreakerState> {
+    /// A fault on an input already among the recent faults does not count (and a probe that
+    /// meets one proves nothing either way: the next call probes again).
+    pub(crate) fn record(&mut self, route: Route, outcome: Outcome, now: Instant) -> Option<BreakerState> {
         if route == Route::Probe {
             self.probing = false;
         }
-        if !component_fault {
-            self.failures = 0;
-            if self.state != BreakerState::Closed && route == Route::Probe {
-                self.state = BreakerState::Closed;
-                self.opened_at = None;
-                return Some(BreakerState::Closed);
+        let input = match outcome {
+            Outcome::Healthy => {
+                self.faulted.clear();
+                if self.state != BreakerState::Closed && route == Route::Probe {
+                    self.state = BreakerState::Closed;
+                    self.opened_at = None;
+                    return Some(BreakerState::Closed);
+                }
+                return None;
             }
+            Outcome::Fault(input) => input,
+        };
+        if input.is_some() && self.faulted.contains(&input) {
             return None;
         }
-        self.failures = self.failures.saturating_add(1);
-        let trip = route == Route::Probe || (self.state == BreakerState::Closed && self.failures >= self.threshold);
+        self.faulted.push(input);
+        if self.faulted.len() > self.threshold as usize {
+            self.faulted.remove(0);
+        }
+        let trip = route == Route::Probe || (self.state == BreakerState::Closed && self.failures() >= self.threshold);
         if trip {
             self.state = BreakerState::Open;
             self.opened_at = Some(now);
@@ -125,9 +155,9 @@ impl Breaker {
         self.probing = false;
     }
 
-    /// Consecutive component failures so far.
+    /// Consecutive component faults on distinct inputs so far (at most the threshold).
     pub(crate) fn failures(&self) -> u32 {
-        self.failures
+        self.faulted.len() as u32
     }
 }
 
@@ -135,18 +165,21 @@ impl Breaker {
 mod tests {
     use super::*;
 
+    /// A fault without an input: always counts.
+    const FAULT: Outcome = Outcome::Fault(None);
+
     #[test]
     fn opens_falls_back_probes_and_closes() {
         let t0 = Instant::now();
         let mut b = Breaker::new(2, Duration::from_secs(10));
         assert_eq!(b.route(t0).0, Route::Component);
-        assert_eq!(b.record(Route::Component, true, t0), None);
-        assert_eq!(b.record(Route::Component, true, t0), Some(BreakerState::Open));
+        assert_eq!(b.record(Route::Component, FAULT, t0), None);
+        assert_eq!(b.record(Route::Component, FAULT, t0), Some(BreakerState::Open));
         assert_eq!(b.route(t0 + Duration::from_secs(1)).0, Route::Fallback);
         let later = t0 + Duration::from_secs(11);
         assert_eq!(b.route(later), (Route::Probe, Some(BreakerState::HalfOpen)));
         assert_eq!(b.route(later).0, Route::Fallback, "one probe at a time");
-        assert_eq!(b.record(Route::Probe, false, later), Some(BreakerState::Closed));
+        assert_eq!(b.record(Route::Probe, Outcome::Healthy, later), Some(BreakerState::Closed));
         assert_eq!(b.route(later).0, Route::Component);
     }
 
@@ -154,11 +187,47 @@ mod tests {
     fn a_failed_probe_reopens_and_input_faults_do_not_count() {
         let t0 = Instant::now();
         let mut b = Breaker::new(1, Duration::ZERO);
-        assert_eq!(b.record(Route::Component, false, t0), None);
-        assert_eq!(b.record(Route::Component, true, t0), Some(BreakerState::Open));
+        assert_eq!(b.record(Route::Component, Outcome::Healthy, t0), None);
+        assert_eq!(b.record(Route::Component, FAULT, t0), Some(BreakerState::Open));
         let (route, _) = b.route(t0);
         assert_eq!(route, Route::Probe);
-        assert_eq!(b.record(route, true, t0), Some(BreakerState::Open));
+        assert_eq!(b.record(route, FAULT, t0), Some(BreakerState::Open));
         assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn one_page_faulting_again_and_again_does_not_trip() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(3, Duration::from_secs(10));
+        for _ in 0..10 {
+            assert_eq!(b.record(Route::Component, Outcome::Fault(Some(7)), t0), None);
+        }
+        assert_eq!((b.state(), b.failures()), (BreakerState::Closed, 1));
+        assert_eq!(b.record(Route::Component, Outcome::Fault(Some(8)), t0), None);
+        assert_eq!(b.record(Route::Component, Outcome::Fault(Some(7)), t0), None);
+        assert_eq!(b.record(Route::Component, Outcome::Fault(Some(9)), t0), Some(BreakerState::Open));
+    }
+
+    #[test]
+    fn a_healthy_call_forgets_the_faulted_pages() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(2, Duration::from_secs(10));
+        assert_eq!(b.record(Route::Component, Outcome::Fault(Some(1)), t0), None);
+        assert_eq!(b.record(Route::Component, Outcome::Healthy, t0), None);
+        assert_eq!(b.record(Route::Component, Outcome::Fault(Some(2)), t0), None);
+        assert_eq!(b.failures(), 1);
+    }
+
+    #[test]
+    fn a_probe_on_a_known_bad_page_proves_nothing() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(2, Duration::ZERO);
+        b.record(Route::Component, Outcome::Fault(Some(1)), t0);
+        assert_eq!(b.record(Route::Component, Outcome::Fault(Some(2)), t0), Some(BreakerState::Open));
+        assert_eq!(b.route(t0), (Route::Probe, Some(BreakerState::HalfOpen)));
+        assert_eq!(b.record(Route::Probe, Outcome::Fault(Some(2)), t0), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(b.route(t0).0, Route::Probe, "the next call probes again");
+        assert_eq!(b.record(Route::Probe, Outcome::Fault(Some(3)), t0), Some(BreakerState::Open));
     }
 }

@@ -59,7 +59,9 @@ pub struct WasmConfig {
     pub hot_demand: f64,
     /// Average leases per interval at or above which an extractor is kept warm (below: cold).
     pub warm_demand: f64,
-    /// Consecutive failures that are not the input's fault before an extractor's breaker opens.
+    /// Consecutive component faults (traps, `internal` errors, crashes), on this many *distinct*
+    /// pages, before an extractor's breaker opens. A page that faults again counts once: its job
+    /// fails permanently with its reason, and it says nothing more about the component.
     pub breaker_failure_threshold: u32,
     /// How long an open breaker stays open before one probe is let through, milliseconds.
     pub breaker_open_ms: u64,

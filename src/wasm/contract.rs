@@ -1,6 +1,6 @@
 //! The host side of `wit/extractor.wit`: the generated bindings, the check that a component
 //! implements the contract (exports and `info().contract-version`), and conversion between the
-//! WIT records and `riptide_extractor`'s types. It must not manage instances (`pool.rs`).
+//! WIT records and `riptide_extractor`'s types. It must not manage instances (`pool/`).
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};

@@ -1,6 +1,6 @@
 //! The one wasmtime `Engine` of a worker: pooling instance allocator sized to the slot count,
 //! epoch interruption driven by a ticker thread, wasmtime's artifact cache, and the store data
-//! (`Host`) each instance gets. It must not load components (`artifact.rs`) or lease (`pool.rs`).
+//! (`Host`) each instance gets. It must not load components (`artifact.rs`) or lease (`pool/leasing.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,14 +2,16 @@
 //! `release().await` of a never-called instance offers it back to its extractor's hot list (it
 //! is still pristine) and otherwise tears it down, returning the slot; dropping an unreleased
 //! lease does the same and logs (the fallback). A called instance is never reused. It must not
-//! pick instances or tiers (`pool.rs` does, behind [`Home`]).
+//! pick instances or tiers (`pool/leasing.rs` does, behind [`Home`]).
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{Store, Trap};
 
+use super::breaker::InputKey;
 use super::contract::{self, Extractor};
 use super::engine::Host;
 use super::error::WasmError;
@@ -34,7 +36,7 @@ pub(crate) struct CallSettings {
     pub(crate) max_input_bytes: u64,
 }
 
-/// The extractor a lease came from, as far as the lease needs it (`pool.rs` implements it).
+/// The extractor a lease came from, as far as the lease needs it (`pool/leasing.rs` implements it).
 pub(crate) trait Home: Send + Sync {
     /// The extractor's name.
     fn name(&self) -> &Arc<str>;
@@ -111,13 +113,26 @@ impl Lease {
     /// longer (the woken caller then competes with the teardown for a core). A hot lease asks
     /// for its refill after the call, so that instantiation does not compete with the call.
     pub async fn extract(
-        mut self,
+        self,
         html: String,
         url: String,
         options: riptide_extractor::Options,
         budget: Duration,
     ) -> Result<riptide_extractor::Document, WasmError> {
-        let Some(ready) = self.ready.take() else { return Err(WasmError::Closed) };
+        self.run(html, url, options, budget).await.0
+    }
+
+    /// [`Lease::extract`], plus the key of the input when the call was a component fault (for
+    /// the breaker, which counts a page that faults again only once). The key is computed only
+    /// then, in the call's task: hashing every page would cost every call for the rare fault.
+    pub(crate) async fn run(
+        mut self,
+        html: String,
+        url: String,
+        options: riptide_extractor::Options,
+        budget: Duration,
+    ) -> (Result<riptide_extractor::Document, WasmError>, Option<InputKey>) {
+        let Some(ready) = self.ready.take() else { return (Err(WasmError::Closed), None) };
         let (home, settings, hot) = (self.home.clone(), self.settings, self.tier == Tier::Hot);
         // In the task, not after its await: a cancelled job must not leave the hot list short.
         let task = tokio::task::spawn_blocking(move || {
@@ -125,11 +140,15 @@ impl Lease {
             if hot {
                 home.spent();
             }
-            result
+            let key = result.as_ref().err().filter(|e| e.is_component_fault()).map(|_| input_key(&html, &options));
+            (result, key)
         });
-        let result = task.await.map_err(|e| WasmError::Crashed(e.to_string()))?;
+        let (result, key) = match task.await {
+            Ok(done) => done,
+            Err(e) => (Err(WasmError::Crashed(e.to_string())), None),
+        };
         metrics::counter!(m::WASM_CALLS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
-        result
+        (result, key)
     }
 
     /// Ends a lease whose instance was never called: it goes back to the extractor's hot list
@@ -177,6 +196,20 @@ fn call(
         Ok(Err(e)) => Err(WasmError::Extractor(contract::from_wit_error(e))),
         Err(e) => Err(classify_trap(extractor, &e, budget)),
     }
+}
+
+/// The breaker's key of one input: the page and the options (what the guest sees besides the
+/// URL). The URL is left out: one page served under many URLs is still one page. SipHash with
+/// fixed keys: a collision makes two bad pages count once, which only keeps calls in the sandbox
+/// longer, so it need not resist a chosen collision.
+fn input_key(html: &str, options: &riptide_extractor::Options) -> InputKey {
+    let mut h = std::hash::DefaultHasher::new();
+    html.hash(&mut h);
+    options.mode.as_str().hash(&mut h);
+    options.keep_selectors.hash(&mut h);
+    options.drop_selectors.hash(&mut h);
+    options.max_input_bytes.hash(&mut h);
+    h.finish()
 }
 
 /// A failed call: our limiter's cap, a deadline or fuel trap, or any other trap (a guest bug).

@@ -9,7 +9,8 @@
 //! - `artifact`: AOT artifacts on disk and their checksums; `embedded`: the default component;
 //! - `contract`: the WIT bindings, validation, conversions;
 //! - `tier`: tiers and the placement plan; `breaker`: the circuit breaker;
-//! - `lease`: one leased instance; `events`: [`WasmEvent`]; `pool`: [`ExtractorPool`].
+//! - `lease`: one leased instance; `events`: [`WasmEvent`];
+//! - `pool/`: [`ExtractorPool`], one file per concept (loading, leasing, routing, rebalancing, stats).
 
 mod artifact;
 mod breaker;

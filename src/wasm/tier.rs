@@ -1,6 +1,6 @@
 //! Tiers and the plan that moves extractors between them: a moving average of demand per
 //! extractor, ranked, fitted into the memory budget. Pure logic (no wasmtime, no clock): the
-//! pool (`pool.rs`) measures, asks for a plan, and carries it out.
+//! pool (`pool/rebalance.rs`) measures, asks for a plan, and carries it out.
 
 use serde::{Deserialize, Serialize};
 

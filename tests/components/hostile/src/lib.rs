@@ -2,8 +2,9 @@
 //! faithfully, and misbehaves when the page says so, to prove the pool contains it:
 //! - `loop`: spins forever (the epoch deadline must stop it);
 //! - `alloc`: grows its memory far past any per-call cap (the limiter must stop it);
-//! - `panic`: panics (an abort, i.e. a trap, in wasm);
-//! - `internal`: returns the contract's `internal` error (a bug that is not the input's fault);
+//! - `panic...`: panics (an abort, i.e. a trap, in wasm); `panic 1`, `panic 2`, ... are distinct
+//!   pages that trap the same way;
+//! - `internal...`: returns the contract's `internal` error (a bug that is not the input's fault);
 //! - anything else: echoes the page as the document text.
 //!
 //! Test-only; it must never be shipped or loaded by a worker.
@@ -31,8 +32,10 @@ impl bindings::Guest for Component {
         match html.trim() {
             "loop" => spin(),
             "alloc" => Ok(document(url, format!("{}", hog_memory()))),
-            "panic" => panic!("hostile: panic on command"),
-            "internal" => Err(wit::ExtractError::Internal("hostile: internal on command".to_owned())),
+            p if p.starts_with("panic") => panic!("hostile: panic on command"),
+            p if p.starts_with("internal") => {
+                Err(wit::ExtractError::Internal("hostile: internal on command".to_owned()))
+            }
             _ if options.mode == "links" => Err(wit::ExtractError::UnsupportedMode(options.mode)),
             _ => Ok(document(url, html)),
         }
