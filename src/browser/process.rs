@@ -7,8 +7,17 @@
 //! Each browser is started in its own process group, so one `kill(-pgid)` reaches every
 //! helper; helpers orphaned by the kill are re-parented to this process when it is a child
 //! subreaper and reaped here, since the init of these VMs reaps nothing.
+//!
+//! A browser's life is tied to this process: it is started through `setpriv --pdeathsig KILL`
+//! (util-linux; setting `PR_SET_PDEATHSIG` in our own child needs `pre_exec`, which is
+//! `unsafe`), from one dedicated launcher thread (the death signal fires when the *thread*
+//! that forked it ends, so it must not be an async or blocking-pool thread that may retire).
+//! What a killed process leaves anyway (helpers outside the browser's tree, a host without
+//! `setpriv`) is reaped by the next pool's start: every profile directory names its owner
+//! (`riptide-owner-PID-STARTTIME-`), and processes whose owner is gone are killed.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -72,13 +81,123 @@ pub(crate) struct Launched {
     pub stderr: Option<BufReader<ChildStderr>>,
 }
 
+/// Where util-linux's `setpriv` may be; the first that exists is used.
+const SETPRIV: &[&str] = &["/usr/bin/setpriv", "/bin/setpriv"];
+/// Marker in every profile directory name, followed by `PID-STARTTIME-` of the owning process.
+const OWNER_TAG: &str = "riptide-owner-";
+
+/// Spawns the pool's browsers from one dedicated thread, which ends when the pool (the last
+/// `Launcher` handle) is gone. Chromium gets SIGKILL from the kernel when that thread ends,
+/// for any reason: pool dropped, process exited, process killed.
+#[derive(Debug)]
+pub(crate) struct Launcher {
+    requests: std::sync::mpsc::SyncSender<SpawnRequest>,
+    /// `setpriv`, when present; without it browsers are not tied to this process (logged once).
+    setpriv: Option<&'static str>,
+}
+
+type SpawnRequest = (std::process::Command, tokio::sync::oneshot::Sender<std::io::Result<Child>>);
+
+/// Spawns in flight at once: launches are serialised by the pool, so one suffices; a few
+/// more only avoid refusing a spawn while the thread hands back the last one.
+const SPAWN_QUEUE: usize = 4;
+
+impl Launcher {
+    /// Starts the launcher thread, bound to the current tokio runtime (whose driver reaps the
+    /// children).
+    pub(crate) fn start() -> std::io::Result<Launcher> {
+        let runtime = tokio::runtime::Handle::current();
+        let (requests, incoming) = std::sync::mpsc::sync_channel::<SpawnRequest>(SPAWN_QUEUE);
+        std::thread::Builder::new().name("riptide-chromium-launcher".into()).spawn(move || {
+            let _entered = runtime.enter();
+            while let Ok((command, reply)) = incoming.recv() {
+                let mut command = Command::from(command);
+                command.kill_on_drop(true);
+                let _ = reply.send(command.spawn());
+            }
+        })?;
+        let setpriv = SETPRIV.iter().copied().find(|path| Path::new(path).exists());
+        if setpriv.is_none() {
+            tracing::warn!(
+                "setpriv (util-linux) not found: browsers are not killed with this process; leftovers are reaped at the next start."
+            );
+        }
+        Ok(Launcher { requests, setpriv })
+    }
+
+    /// A command running `executable` with the parent-death signal set, when possible.
+    fn command(&self, executable: &Path) -> std::process::Command {
+        match self.setpriv {
+            Some(setpriv) => {
+                let mut command = std::process::Command::new(setpriv);
+                command.args(["--pdeathsig", "KILL", "--"]).arg(executable);
+                command
+            }
+            None => std::process::Command::new(executable),
+        }
+    }
+
+    async fn spawn(&self, command: std::process::Command) -> std::io::Result<Child> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.requests.try_send((command, reply)).map_err(|_| std::io::Error::other("launcher thread busy or gone"))?;
+        answer.await.map_err(|_| std::io::Error::other("launcher thread gone"))?
+    }
+}
+
+/// The owner marker of this process: `riptide-owner-PID-STARTTIME-`. The start time (clock
+/// ticks since boot, from /proc) tells a live owner from a recycled PID.
+pub(crate) fn owner_tag() -> String {
+    let me = std::process::id();
+    format!("{OWNER_TAG}{me}-{}-", start_time(me).unwrap_or(0))
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    // Fields after the command name start at field 3 (state); field 22 is the 20th of them.
+    stat.get(close + 1..)?.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The owner (PID, start time) named by a command line, if it carries the marker.
+fn owner_of(cmdline: &str) -> Option<(u32, u64)> {
+    let rest = cmdline.split(OWNER_TAG).nth(1)?;
+    let mut parts = rest.splitn(3, '-');
+    let pid = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    Some((pid, start))
+}
+
+/// Kills every browser process whose owning riptide process is gone (killed before it could
+/// close its pool). Blocking: scans /proc. Returns how many were killed.
+pub(crate) fn reap_abandoned() -> usize {
+    let mut killed = 0;
+    for (stat, _) in all_processes() {
+        let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", stat.pid)) else { continue };
+        let Some((owner, started)) = owner_of(&String::from_utf8_lossy(&raw)) else { continue };
+        if start_time(owner) == Some(started) {
+            continue; // its pool is alive (this process, or another riptide on the machine)
+        }
+        if let Some(process) = pid(stat.pid)
+            && rustix::process::kill_process(process, Signal::KILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    killed
+}
+
 /// Starts Chromium with its own profile directory and process group and waits for its
 /// DevTools address. On failure the process group is killed before returning.
-pub(crate) async fn launch(config: &BrowserConfig, profile_dir: &Path) -> Result<Launched, BrowserError> {
+pub(crate) async fn launch(
+    config: &BrowserConfig,
+    launcher: &Launcher,
+    profile_dir: &Path,
+) -> Result<Launched, BrowserError> {
     let executable = config.executable.display().to_string();
     let launch_error = |source| BrowserError::Launch { executable: executable.clone(), source };
     tokio::fs::create_dir_all(profile_dir).await.map_err(launch_error)?;
-    let mut command = Command::new(&config.executable);
+    let mut command = launcher.command(&config.executable);
     command
         .args(BASE_ARGS.iter().map(|arg| format!("--{arg}")))
         .args(config.extra_args.iter().map(|arg| format!("--{arg}")))
@@ -92,16 +211,15 @@ pub(crate) async fn launch(config: &BrowserConfig, profile_dir: &Path) -> Result
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(launch_error)?;
+        .process_group(0);
+    let mut child = launcher.spawn(command).await.map_err(launch_error)?;
     let pid = child.id().unwrap_or_default();
     let timeout = Duration::from_millis(config.launch_timeout_ms);
     let mut stderr = child.stderr.take().map(BufReader::new);
     match tokio::time::timeout(timeout, read_ws_url(stderr.as_mut())).await {
         Ok(Some(ws_url)) => Ok(Launched { child, pid, ws_url, stderr }),
         Ok(None) | Err(_) => {
-            let tree = process_tree(pid, profile_dir);
+            let tree = tree(pid, profile_dir).await;
             kill_tree(pid, &tree);
             // The child was never handed out: reap it here so it does not linger.
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
@@ -196,6 +314,13 @@ pub(crate) fn process_tree(root: u32, profile_dir: &Path) -> Vec<u32> {
     tree
 }
 
+/// [`process_tree`] on a blocking thread: it scans every process in /proc, which must not
+/// hold an async worker thread. Empty if the blocking task could not run (runtime closing).
+pub(crate) async fn tree(root: u32, profile_dir: &Path) -> Vec<u32> {
+    let profile_dir = profile_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || process_tree(root, &profile_dir)).await.unwrap_or_else(|_| vec![root])
+}
+
 /// Whether the command line of `pid` contains `marker`.
 fn names(pid: u32, marker: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| String::from_utf8_lossy(&raw).contains(marker))
@@ -286,6 +411,17 @@ mod tests {
             parse_stat(text).unwrap_or_else(|| (ProcStat { pid: 0, ppid: 0, pgrp: 0, zombie: true }, String::new()));
         assert_eq!((stat.pid, stat.ppid, stat.pgrp, stat.zombie), (4242, 4200, 4200, false));
         assert_eq!(comm, "chrom (x) y");
+    }
+
+    #[test]
+    fn owners_are_read_from_profile_paths() {
+        let cmdline = "chromium\0--user-data-dir=/tmp/r/riptide-owner-4242-987654-slot-0-3.profile\0about:blank";
+        assert_eq!(owner_of(cmdline), Some((4242, 987654)));
+        assert_eq!(owner_of("chromium --user-data-dir=/tmp/other"), None);
+        let mine = owner_tag();
+        assert_eq!(owner_of(&format!("{mine}slot-1-1.profile")).map(|(pid, _)| pid), Some(std::process::id()));
+        let (_, start) = owner_of(&mine).unwrap_or_default();
+        assert_eq!(start_time(std::process::id()), Some(start));
     }
 
     #[test]
