@@ -506,3 +506,33 @@ async fn sigterm_of_a_rendering_extract_leaves_no_chromium() {
 async fn sigkill_of_a_rendering_riptide_leaves_no_chromium() {
     kill_extract_mid_render(rustix::process::Signal::KILL).await;
 }
+
+/// The real user id of a process (first field of `Uid:` in /proc/PID/status).
+fn real_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| line.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_sandboxed_and_never_as_root() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let (pool, _, render) = slow_render_under_way(&fixture, Duration::from_millis(500)).await;
+    let stats = pool.stats();
+    assert!(stats.sandbox, "the sandbox is on by default on this machine: {stats:?}");
+    assert_ne!(stats.browser_uid, 0);
+    let processes = our_processes(pool.profile_root());
+    assert!(processes.len() >= 3, "browser, zygotes and a renderer: {processes:?}");
+    for pid in processes {
+        let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .replace('\0', " ");
+        assert!(!cmdline.contains("--no-sandbox"), "{pid} runs without the sandbox: {cmdline}");
+        if let Some(uid) = real_uid(pid) {
+            assert_ne!(uid, 0, "{pid} runs as root: {cmdline}");
+        }
+    }
+    render.abort();
+    let page = pool.render(&request(fixture.url("/js"), None)).await.unwrap();
+    assert!(page.html.contains("Inserted after load by script."));
+    close_and_check(pool).await;
+}

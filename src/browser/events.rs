@@ -225,6 +225,10 @@ pub struct BrowserPoolStats {
     pub peak_browser_pss_bytes: u64,
     /// Highest sum of PSS over all browsers measured at one time since start, bytes.
     pub peak_total_pss_bytes: u64,
+    /// Whether Chromium runs with its sandbox (`browser.sandbox`).
+    pub sandbox: bool,
+    /// The user id Chromium runs as (`browser.run_as`).
+    pub browser_uid: u32,
 }
 
 impl BrowserPoolStats {

@@ -3,7 +3,7 @@
 //! This file only declares and re-exports. The pool (`pool.rs`) leases tabs in fresh
 //! incognito contexts, recycles and replaces browsers; `memory.rs` measures and judges their
 //! memory; `instance.rs` is one browser, `session.rs` a raw DevTools session to one tab,
-//! `process.rs` its process tree, `render.rs` one page, `guard.rs` the request guard,
+//! `process.rs` its process tree, `sandbox.rs` its user and sandbox, `render.rs` one page, `guard.rs` the request guard,
 //! `events.rs` what the pool tells, `lock.rs` the shared mutex rule, `detect.rs` the `auto`
 //! heuristic. Imports point down: pool → memory/instance/render → session/process/guard →
 //! lock/config/error/events. It knows no queue and no storage, and does not extract.
@@ -19,9 +19,10 @@ mod memory;
 mod pool;
 mod process;
 mod render;
+mod sandbox;
 mod session;
 
-pub use config::{BrowserConfig, BrowserConfigError};
+pub use config::{BrowserConfig, BrowserConfigError, SandboxPolicy};
 pub use detect::looks_client_rendered;
 pub use error::{BrowserError, CrashKind};
 pub use events::{BrowserEvent, BrowserPoolStats, BrowserStats, RecycleReason, initialize_metrics};

@@ -133,15 +133,34 @@ impl BrowserPool {
         if reaped > 0 {
             tracing::warn!(reaped, "Killed Chromium processes left by a riptide process that is gone.");
         }
-        let launcher = process::Launcher::start()
+        let isolation = super::sandbox::decide(&config).map_err(|error| {
+            BrowserError::Config(super::config::BrowserConfigError { problems: vec![error.to_string()] })
+        })?;
+        tracing::info!(
+            sandbox = isolation.sandbox,
+            reason = isolation.reason,
+            uid = isolation.uid(),
+            user = isolation.run_as.as_ref().map(|user| user.name.as_str()),
+            "Chromium isolation decided."
+        );
+        // Named by its owner, so the next start removes it if this process is killed.
+        let short = uuid::Uuid::new_v4().simple().to_string();
+        let tmp_name = format!("{}{}", process::owner_tag(), short.get(..8).unwrap_or(&short));
+        let tmp_dir = std::env::temp_dir().join(tmp_name);
+        let launcher = process::Launcher::start(isolation, tmp_dir)
             .map_err(|source| BrowserError::Launch { executable: config.executable.display().to_string(), source })?;
         let (profile_root, owns_profile_root) = match &config.profile_root {
             Some(root) => (root.clone(), false),
             None => (std::env::temp_dir().join(format!("riptide-chromium-{}", uuid::Uuid::new_v4())), true),
         };
-        tokio::fs::create_dir_all(&profile_root)
-            .await
-            .map_err(|source| BrowserError::Launch { executable: profile_root.display().to_string(), source })?;
+        let root_error = |source| BrowserError::Launch { executable: profile_root.display().to_string(), source };
+        tokio::fs::create_dir_all(&profile_root).await.map_err(root_error)?;
+        if owns_profile_root {
+            // Whatever the umask, the browser's user (`run_as`) must be able to enter it.
+            use std::os::unix::fs::PermissionsExt;
+            let traversable = std::fs::Permissions::from_mode(0o755);
+            tokio::fs::set_permissions(&profile_root, traversable).await.map_err(root_error)?;
+        }
         let slots = (0..config.max_browsers).map(|_| Slot::Empty).collect();
         let inner = Arc::new(Inner {
             guard: Arc::new(RequestGuard::new(&config, allow_private_networks)),
@@ -642,6 +661,8 @@ impl Inner {
             pages_failed: self.counters.pages_failed.load(Ordering::Relaxed),
             peak_browser_pss_bytes: state.peaks.browser,
             peak_total_pss_bytes: state.peaks.total,
+            sandbox: self.launcher.isolation().sandbox,
+            browser_uid: self.launcher.isolation().uid(),
             ..BrowserPoolStats::default()
         };
         for (count, counter) in stats.recycles.iter_mut().zip(&self.counters.recycles) {
@@ -699,6 +720,11 @@ impl Inner {
         }
         // A scan of every process: off the async threads.
         let _ = tokio::task::spawn_blocking(|| process::sweep_zombies(&HashSet::new())).await;
+        match tokio::fs::remove_dir_all(self.launcher.tmp_dir()).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(BrowserError::Io(error)),
+        }
         if self.owns_profile_root {
             match tokio::fs::remove_dir_all(&self.profile_root).await {
                 Ok(()) => {}

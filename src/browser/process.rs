@@ -28,6 +28,7 @@ use tokio::process::{Child, ChildStderr, Command};
 
 use super::config::BrowserConfig;
 use super::error::BrowserError;
+use super::sandbox::Isolation;
 
 /// The line Chromium prints on stderr once its DevTools socket listens.
 const DEVTOOLS_PREFIX: &str = "DevTools listening on ";
@@ -35,8 +36,6 @@ const DEVTOOLS_PREFIX: &str = "DevTools listening on ";
 /// Switches every pooled browser gets (without `--`; see `infra-limits.md` §5 for why each).
 const BASE_ARGS: &[&str] = &[
     "headless",
-    // The pool runs as root on these machines; Chromium refuses root with the sandbox on.
-    "no-sandbox",
     "disable-gpu",
     "disable-dev-shm-usage",
     "no-first-run",
@@ -94,6 +93,11 @@ pub(crate) struct Launcher {
     requests: std::sync::mpsc::SyncSender<SpawnRequest>,
     /// `setpriv`, when present; without it browsers are not tied to this process (logged once).
     setpriv: Option<&'static str>,
+    /// Who the browsers run as and whether their sandbox is on (`sandbox.rs`).
+    isolation: Isolation,
+    /// The browsers' temp directory, owned by their user. Short on purpose: Chromium puts a
+    /// UNIX socket in it, and a socket path over 107 bytes kills the browser at start.
+    tmp_dir: std::path::PathBuf,
 }
 
 type SpawnRequest = (std::process::Command, tokio::sync::oneshot::Sender<std::io::Result<Child>>);
@@ -105,7 +109,11 @@ const SPAWN_QUEUE: usize = 4;
 impl Launcher {
     /// Starts the launcher thread, bound to the current tokio runtime (whose driver reaps the
     /// children).
-    pub(crate) fn start() -> std::io::Result<Launcher> {
+    pub(crate) fn start(isolation: Isolation, tmp_dir: std::path::PathBuf) -> std::io::Result<Launcher> {
+        std::fs::create_dir_all(&tmp_dir)?;
+        if let Some(user) = &isolation.run_as {
+            std::os::unix::fs::chown(&tmp_dir, Some(user.uid), Some(user.gid))?;
+        }
         let runtime = tokio::runtime::Handle::current();
         let (requests, incoming) = std::sync::mpsc::sync_channel::<SpawnRequest>(SPAWN_QUEUE);
         std::thread::Builder::new().name("riptide-chromium-launcher".into()).spawn(move || {
@@ -122,7 +130,17 @@ impl Launcher {
                 "setpriv (util-linux) not found: browsers are not killed with this process; leftovers are reaped at the next start."
             );
         }
-        Ok(Launcher { requests, setpriv })
+        Ok(Launcher { requests, setpriv, isolation, tmp_dir })
+    }
+
+    /// The browsers' temp directory (removed by the pool's `close`).
+    pub(crate) fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
+    /// Who the browsers run as and whether their sandbox is on.
+    pub(crate) fn isolation(&self) -> &Isolation {
+        &self.isolation
     }
 
     /// A command running `executable` with the parent-death signal set, when possible.
@@ -169,8 +187,10 @@ fn owner_of(cmdline: &str) -> Option<(u32, u64)> {
 }
 
 /// Kills every browser process whose owning riptide process is gone (killed before it could
-/// close its pool). Blocking: scans /proc. Returns how many were killed.
+/// close its pool), and removes such owners' temp directories. Blocking: scans /proc and the
+/// temp dir. Returns how many processes were killed.
 pub(crate) fn reap_abandoned() -> usize {
+    let gone = |owner: Option<(u32, u64)>| owner.is_some_and(|(pid, started)| start_time(pid) != Some(started));
     let mut killed = 0;
     for (stat, _) in all_processes() {
         let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", stat.pid)) else { continue };
@@ -182,6 +202,14 @@ pub(crate) fn reap_abandoned() -> usize {
             && rustix::process::kill_process(process, Signal::KILL).is_ok()
         {
             killed += 1;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(OWNER_TAG) && gone(owner_of(&name)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
     }
     killed
@@ -198,6 +226,15 @@ pub(crate) async fn launch(
     let launch_error = |source| BrowserError::Launch { executable: executable.clone(), source };
     tokio::fs::create_dir_all(profile_dir).await.map_err(launch_error)?;
     let mut command = launcher.command(&config.executable);
+    if let Some(user) = &launcher.isolation.run_as {
+        // The browser writes its profile as that user; the profile root above stays ours
+        // (mode 0755: traversable, not writable).
+        std::os::unix::fs::chown(profile_dir, Some(user.uid), Some(user.gid)).map_err(launch_error)?;
+        command.uid(user.uid).gid(user.gid);
+    }
+    if !launcher.isolation.sandbox {
+        command.arg("--no-sandbox");
+    }
     command
         .args(BASE_ARGS.iter().map(|arg| format!("--{arg}")))
         .args(config.extra_args.iter().map(|arg| format!("--{arg}")))
@@ -208,6 +245,9 @@ pub(crate) async fn launch(
         // their database into the profile puts the profile path on their command line, which
         // is how `process_tree` finds them.
         .env("XDG_CONFIG_HOME", profile_dir.join("xdg"))
+        // Another user's HOME (nobody's is /nonexistent) and the shared temp dir are not for it.
+        .env("HOME", profile_dir)
+        .env("TMPDIR", &launcher.tmp_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -236,6 +276,8 @@ async fn read_ws_url(stderr: Option<&mut BufReader<ChildStderr>>) -> Option<Stri
         if let Some(url) = line.trim().strip_prefix(DEVTOOLS_PREFIX) {
             return Some(url.to_string());
         }
+        // A browser that fails to start says why here; shown when launches are debugged.
+        tracing::debug!(line, "Chromium stderr before DevTools.");
     }
     None
 }
