@@ -421,3 +421,118 @@ async fn browsers_are_recycled_after_their_page_budget_and_leave_nothing_behind(
     assert!(recycled, "no recycle event for {first_pid}");
     close_and_check(pool).await;
 }
+
+/// Live (not zombie: a zombie's cmdline is empty) processes whose command line contains
+/// `needle`.
+fn processes_naming(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// The profile directory of the browser that `parent` started, once there is one.
+fn child_browser_profile(parent: u32) -> Option<String> {
+    std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid = stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse::<u32>().ok()?;
+        let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).into_owned();
+        let dir = cmdline.split('\0').find_map(|arg| arg.strip_prefix("--user-data-dir="))?.to_owned();
+        (ppid == parent).then_some(dir)
+    })
+}
+
+/// Runs `riptide extract URL --render headless` on the 60 s page, waits until its browser
+/// renders, 3 s more, then sends `signal` to the riptide process and asserts that, once it is
+/// gone, no Chromium process of it is left (without any other riptide starting: the parent
+/// death signal, not the next start's reaping, must do it).
+async fn kill_extract_mid_render(signal: rustix::process::Signal) {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    // Orphans of the killed riptide come here, so they can be reaped and the check below sees
+    // only live processes.
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_riptide"))
+        .args(["extract", fixture.url("/slow").as_str(), "--render", "headless"])
+        .env("RIPTIDE_ALLOW_PRIVATE_NETWORKS", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let owner = child.id().unwrap();
+    let started = Instant::now();
+    let profile = loop {
+        if let Some(profile) = child_browser_profile(owner)
+            && processes_naming(&profile).len() >= 3
+        {
+            break profile;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "riptide extract started no browser");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the render ended before the signal");
+    let before = processes_naming(&profile);
+    let pid = rustix::process::Pid::from_raw(owner as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let started = Instant::now();
+    loop {
+        let _ = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG);
+        let left = processes_naming(&profile);
+        if left.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "Chromium left behind: {left:?} (of {before:?})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while let Ok(Some(_)) = rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_of_a_rendering_extract_leaves_no_chromium() {
+    kill_extract_mid_render(rustix::process::Signal::TERM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_rendering_riptide_leaves_no_chromium() {
+    kill_extract_mid_render(rustix::process::Signal::KILL).await;
+}
+
+/// The real user id of a process (first field of `Uid:` in /proc/PID/status).
+fn real_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| line.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_renders_sandboxed_and_never_as_root() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let (pool, _, render) = slow_render_under_way(&fixture, Duration::from_millis(500)).await;
+    let stats = pool.stats();
+    assert!(stats.sandbox, "the sandbox is on by default on this machine: {stats:?}");
+    assert_ne!(stats.browser_uid, 0);
+    let processes = our_processes(pool.profile_root());
+    assert!(processes.len() >= 3, "browser, zygotes and a renderer: {processes:?}");
+    for pid in processes {
+        let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .replace('\0', " ");
+        assert!(!cmdline.contains("--no-sandbox"), "{pid} runs without the sandbox: {cmdline}");
+        if let Some(uid) = real_uid(pid) {
+            assert_ne!(uid, 0, "{pid} runs as root: {cmdline}");
+        }
+    }
+    render.abort();
+    let page = pool.render(&request(fixture.url("/js"), None)).await.unwrap();
+    assert!(page.html.contains("Inserted after load by script."));
+    close_and_check(pool).await;
+}

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::sandbox::SandboxPolicy;
+
 /// Where Debian's package puts the real binary (`/usr/bin/chromium` is a shell wrapper that
 /// adds flags from `/etc/chromium.d` and `exec`s this one).
 const DEBIAN_CHROMIUM: &str = "/usr/lib/chromium/chromium";
@@ -78,6 +80,16 @@ pub struct BrowserConfig {
     /// under an init that does not reap (as on these VMs). Process-wide; turn off if the host
     /// process manages its own subreaping.
     pub reap_orphans: bool,
+    /// Whether Chromium runs with its sandbox: `auto` (on when this machine offers user
+    /// namespaces or a setuid `chrome-sandbox`, else off with a warning saying why), `required`
+    /// (the pool fails to start without it) or `off` (`--no-sandbox`). The choice is logged at
+    /// start and shown in the pool's stats.
+    pub sandbox: SandboxPolicy,
+    /// User Chromium runs as (a name from /etc/passwd, or `uid` or `uid:gid`). Default: this
+    /// process's user, or `nobody` when that is root (Chromium refuses its sandbox as root).
+    /// Another user than this process's needs root; each browser's profile and temp
+    /// directories are given to that user.
+    pub run_as: Option<String>,
     /// Extra Chromium switches, without the leading `--` (e.g. `"lang=de-DE"`). Chromium keeps
     /// only the last `disable-features=`, so one given here replaces the pool's own list.
     pub extra_args: Vec<String>,
@@ -107,6 +119,8 @@ impl Default for BrowserConfig {
             settle_max_ms: 3000,
             guard_allow_origins: Vec::new(),
             reap_orphans: true,
+            sandbox: SandboxPolicy::Auto,
+            run_as: None,
             extra_args: Vec::new(),
         }
     }
@@ -149,6 +163,13 @@ impl BrowserConfig {
         check(self.launch_timeout_ms >= 1000, "launch_timeout_ms must be at least 1000");
         check(self.settle_quiet_ms <= self.settle_max_ms, "settle_quiet_ms must not exceed settle_max_ms");
         check(self.extra_args.iter().all(|arg| !arg.starts_with('-')), "extra_args are written without the leading --");
+        check(
+            !self.extra_args.iter().any(|arg| arg == "no-sandbox"),
+            "extra_args must not hold no-sandbox: set sandbox = \"off\"",
+        );
+        if let Err(error) = super::sandbox::decide(self) {
+            check(false, &error.to_string());
+        }
         for origin in &self.guard_allow_origins {
             check(url::Url::parse(origin).is_ok(), &format!("guard_allow_origins: {origin:?} is not a URL"));
         }
@@ -188,6 +209,19 @@ mod tests {
         };
         let problems = config.validate().err().map(|e| e.problems.len());
         assert_eq!(problems, Some(3));
+    }
+
+    #[test]
+    fn default_toml_holds_the_defaults() {
+        let file: toml::Table = toml::from_str(include_str!("../../config/default.toml")).unwrap_or_default();
+        let section = file.get("browser").cloned().unwrap_or(toml::Value::Table(toml::Table::new()));
+        let parsed: Result<BrowserConfig, _> = section.clone().try_into();
+        assert_eq!(parsed.ok(), Some(BrowserConfig::default()));
+        // Every key is written out but `executable` (it depends on the machine); `profile_root`
+        // and `run_as` default to none, which TOML cannot write.
+        let written = section.as_table().map(toml::Table::len).unwrap_or(0);
+        let all = toml::Table::try_from(BrowserConfig::default()).map(|t| t.len()).unwrap_or(0);
+        assert_eq!(written + 1, all, "a default missing from config/default.toml");
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! What the pool reports: lifecycle events, recycle reasons and the stats snapshot.
+//! What happens to the pool, told once: each [`BrowserEvent`] is logged, counted in the metric
+//! catalogue and broadcast to subscribers by its one `emit` (the shape of `wasm/events.rs`);
+//! also the recycle reasons, the stats snapshot and the pool's metric series at zero.
 //!
-//! It owns the plain data types [`BrowserEvent`], [`RecycleReason`] and [`BrowserPoolStats`].
-//! It must not publish anything: the worker forwards events to `riptide.events` through
-//! `ops/` (the pool never touches the broker).
+//! It must not publish to the broker itself: the worker forwards events to `riptide.events`
+//! through `ops/` (the pool never touches the broker).
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::ops::metrics as m;
 
 use super::error::CrashKind;
 
@@ -119,6 +123,54 @@ impl BrowserEvent {
             BrowserEvent::Crashed { .. } => "browser.crashed",
         }
     }
+
+    /// Logs, counts and broadcasts the event (nobody listening is fine: events may be dropped
+    /// when nobody listens).
+    pub(crate) fn emit(self, tx: &broadcast::Sender<BrowserEvent>) {
+        match &self {
+            BrowserEvent::Launched { slot, pid } => {
+                tracing::info!(slot, pid, "Browser launched.");
+                metrics::counter!(m::BROWSER_LAUNCHES_TOTAL).increment(1);
+            }
+            BrowserEvent::Recycled { slot, pid, reason, pages } => {
+                tracing::info!(slot, pid, reason = reason.as_str(), pages, "Browser recycled.");
+                metrics::counter!(m::BROWSER_RECYCLES_TOTAL, "reason" => reason.as_str()).increment(1);
+            }
+            BrowserEvent::SoftLimit { slot, pid, pss_bytes } => {
+                tracing::info!(slot, pid, pss_bytes, "Browser over its soft memory limit; draining.");
+            }
+            BrowserEvent::Evicted { slot, pid, pss_bytes } => {
+                // Counted as a `hard_limit` recycle, which always follows.
+                tracing::warn!(slot, pid, pss_bytes, "Browser over its hard memory limit; killed.");
+            }
+            BrowserEvent::Crashed { slot, pid, kind } => {
+                tracing::warn!(slot, pid, kind = kind.as_str(), "Browser crash.");
+                metrics::counter!(m::BROWSER_CRASHES_TOTAL, "kind" => kind.as_str()).increment(1);
+            }
+        }
+        let _ = tx.send(self);
+    }
+}
+
+/// Registers every series of the browser pool with its closed label sets at zero, so
+/// dashboards and alerts see them before the pool's first render (the pool starts lazily).
+/// Idempotent: counters are incremented by 0 and gauges by 0, so calling it again (at each
+/// pool start) never resets a count. Call it once at worker startup, after the recorder is
+/// installed (beside `ops::metrics::initialize`).
+pub fn initialize_metrics() {
+    metrics::counter!(m::BROWSER_LAUNCHES_TOTAL).increment(0);
+    for reason in RecycleReason::ALL {
+        metrics::counter!(m::BROWSER_RECYCLES_TOTAL, "reason" => reason.as_str()).increment(0);
+    }
+    for kind in [CrashKind::Browser, CrashKind::Renderer] {
+        metrics::counter!(m::BROWSER_CRASHES_TOTAL, "kind" => kind.as_str()).increment(0);
+    }
+    for outcome in ["ok", "failed"] {
+        metrics::counter!(m::BROWSER_PAGES_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::gauge!(m::BROWSER_ALIVE).increment(0.0);
+    metrics::gauge!(m::BROWSER_LEASES).increment(0.0);
+    metrics::gauge!(m::BROWSER_WARM_CONTEXTS).increment(0.0);
 }
 
 /// One live browser in a [`BrowserPoolStats`] snapshot.
@@ -173,6 +225,10 @@ pub struct BrowserPoolStats {
     pub peak_browser_pss_bytes: u64,
     /// Highest sum of PSS over all browsers measured at one time since start, bytes.
     pub peak_total_pss_bytes: u64,
+    /// Whether Chromium runs with its sandbox (`browser.sandbox`).
+    pub sandbox: bool,
+    /// The user id Chromium runs as (`browser.run_as`).
+    pub browser_uid: u32,
 }
 
 impl BrowserPoolStats {

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::Browser;
@@ -32,6 +32,7 @@ use crate::fetch::guard::BlockedAddress;
 use super::config::BrowserConfig;
 use super::error::{BrowserError, CrashKind};
 use super::guard::{RequestGuard, Resource, Verdict};
+use super::lock::lock;
 use super::process;
 use super::session::{Delivered, Router, Session};
 
@@ -46,12 +47,6 @@ const REAP_WAIT: Duration = Duration::from_secs(3);
 /// chromiumoxide's own per-command timeout; ours (`cdp_timeout_ms`, the job timeout) are
 /// shorter and wrap every call, so this only stops a forgotten request living forever.
 const HANDLER_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Locks a mutex, taking the data even if a panicking holder poisoned it: every critical
-/// section here leaves the data consistent, so the poison carries no information.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Why a browser died or was stopped; decides the error its jobs get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +93,21 @@ impl Shared {
     fn set_death(&self, death: Death) {
         lock(&self.death).get_or_insert(death);
     }
+
+    /// Remembers a refused document for the render to report, only for the main frame of a
+    /// leased tab (frame id = target id): `forget` removes exactly those, so the map never
+    /// grows. Iframes and tabs not leased (warm, closing) are not recorded: nobody would read
+    /// or remove their entries.
+    fn record_blocked(&self, frame: &str, blocked: BlockedAddress) {
+        if is_leased_main_frame(&lock(&self.leased), frame) {
+            lock(&self.blocked).insert(frame.to_string(), blocked);
+        }
+    }
+}
+
+/// Whether `frame` is the main frame of a leased tab (a tab's main frame id is its target id).
+fn is_leased_main_frame<V>(leased: &HashMap<TargetId, V>, frame: &str) -> bool {
+    leased.contains_key(&TargetId::new(frame))
 }
 
 /// One running Chromium.
@@ -129,10 +139,11 @@ impl Instance {
     pub(crate) async fn launch(
         slot: usize,
         config: &BrowserConfig,
+        launcher: &process::Launcher,
         profile_dir: &Path,
         guard: Arc<RequestGuard>,
     ) -> Result<Arc<Instance>, BrowserError> {
-        let launched = process::launch(config, profile_dir).await?;
+        let launched = process::launch(config, launcher, profile_dir).await?;
         let pid = launched.pid;
         let handler_config = HandlerConfig { request_timeout: HANDLER_REQUEST_TIMEOUT, ..HandlerConfig::default() };
         let connect = Browser::connect_with_config(launched.ws_url.clone(), handler_config);
@@ -381,7 +392,7 @@ impl Instance {
     /// Asks Chromium to quit, waits briefly, then kills whatever is left of the tree.
     pub(crate) async fn close_gracefully(&self, death: Death) {
         self.shared.set_death(death);
-        let tree = process::process_tree(self.pid, &self.profile_dir);
+        let tree = process::tree(self.pid, &self.profile_dir).await;
         let close = self.browser.execute(CloseParams::default());
         if tokio::time::timeout(GRACEFUL_CLOSE, close).await.is_ok() {
             let _ = tokio::time::timeout(GRACEFUL_CLOSE, self.exited.cancelled()).await;
@@ -392,14 +403,14 @@ impl Instance {
     /// Kills the whole process tree now and reaps it (the browser via its `Child`, orphaned
     /// helpers via `waitpid` as subreaper).
     pub(crate) async fn kill(&self, death: Death) {
-        let tree = process::process_tree(self.pid, &self.profile_dir);
+        let tree = process::tree(self.pid, &self.profile_dir).await;
         self.kill_known(death, tree).await;
     }
 
     async fn kill_known(&self, death: Death, mut tree: Vec<u32>) {
         self.shared.set_death(death);
         self.killed.store(true, Ordering::Relaxed);
-        for pid in process::process_tree(self.pid, &self.profile_dir) {
+        for pid in process::tree(self.pid, &self.profile_dir).await {
             if !tree.contains(&pid) {
                 tree.push(pid);
             }
@@ -449,7 +460,7 @@ impl Instance {
 
 /// Kills a launched browser whose CDP connection could not be set up.
 async fn abandon(mut launched: process::Launched, profile_dir: &Path, error: BrowserError) -> BrowserError {
-    let tree = process::process_tree(launched.pid, profile_dir);
+    let tree = process::tree(launched.pid, profile_dir).await;
     process::kill_tree(launched.pid, &tree);
     let _ = tokio::time::timeout(EXIT_WAIT, launched.child.wait()).await;
     process::reap(&tree, launched.pid);
@@ -532,7 +543,7 @@ impl Interceptor {
             Verdict::Blocked(blocked) => {
                 tracing::debug!(url = %event.request.url, addr = %blocked.addr, "Browser request blocked.");
                 if resource == Resource::Document {
-                    lock(&self.shared.blocked).insert(event.frame_id.as_ref().to_string(), blocked);
+                    self.shared.record_blocked(event.frame_id.as_ref(), blocked);
                 }
                 Some(ErrorReason::AddressUnreachable)
             }
@@ -549,5 +560,21 @@ impl Interceptor {
                     .map(drop)
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_main_frames_of_leased_tabs_are_remembered_as_blocked() {
+        let shared = Shared::default();
+        let blocked = BlockedAddress { host: "h".into(), addr: [127, 0, 0, 1].into() };
+        shared.record_blocked("IFRAME-1", blocked);
+        assert!(lock(&shared.blocked).is_empty(), "an iframe id would never be forgotten");
+        let leased: HashMap<TargetId, ()> = [(TargetId::new("TAB"), ())].into();
+        assert!(is_leased_main_frame(&leased, "TAB"));
+        assert!(!is_leased_main_frame(&leased, "IFRAME-1"));
     }
 }

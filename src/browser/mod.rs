@@ -1,9 +1,12 @@
 //! Headless rendering: a memory-limited pool of Chromium browsers driven over CDP.
 //!
 //! This file only declares and re-exports. The pool (`pool.rs`) leases tabs in fresh
-//! incognito contexts, measures memory, recycles and replaces browsers; `instance.rs` is one
-//! browser, `process.rs` its process tree, `render.rs` one page, `guard.rs` the request guard,
-//! `detect.rs` the `auto` heuristic. It knows no queue and no storage, and does not extract.
+//! incognito contexts, recycles and replaces browsers; `memory.rs` measures and judges their
+//! memory; `instance.rs` is one browser, `session.rs` a raw DevTools session to one tab,
+//! `process.rs` its process tree, `sandbox.rs` its user and sandbox, `render.rs` one page, `guard.rs` the request guard,
+//! `events.rs` what the pool tells, `lock.rs` the shared mutex rule, `detect.rs` the `auto`
+//! heuristic. Imports point down: pool → memory/instance/render → session/process/guard →
+//! lock/config/error/events. It knows no queue and no storage, and does not extract.
 
 mod config;
 mod detect;
@@ -11,15 +14,18 @@ mod error;
 mod events;
 mod guard;
 mod instance;
+mod lock;
+mod memory;
 mod pool;
 mod process;
 mod render;
+mod sandbox;
 mod session;
 
-pub use config::{BrowserConfig, BrowserConfigError};
+pub use config::{BrowserConfig, BrowserConfigError, SandboxPolicy};
 pub use detect::looks_client_rendered;
 pub use error::{BrowserError, CrashKind};
-pub use events::{BrowserEvent, BrowserPoolStats, BrowserStats, RecycleReason};
+pub use events::{BrowserEvent, BrowserPoolStats, BrowserStats, RecycleReason, initialize_metrics};
 pub use pool::BrowserPool;
 #[doc(hidden)]
 pub use render::capture_expression;

@@ -21,7 +21,9 @@ use super::config::BrowserConfig;
 use super::error::{BrowserError, CrashKind};
 use super::events::{BrowserEvent, BrowserPoolStats, BrowserStats, RecycleReason};
 use super::guard::RequestGuard;
-use super::instance::{Death, Instance, Tab, lock};
+use super::instance::{Death, Instance, Tab};
+use super::lock::lock;
+use super::memory;
 use super::process;
 use super::render::{self, RenderRequest, RenderedPage};
 
@@ -57,6 +59,11 @@ struct Inner {
     counters: Counters,
     /// Numbers launches, for unique profile directories.
     launch_seq: AtomicU64,
+    /// Spawns every browser from one thread, so each dies with this process (`process.rs`).
+    launcher: process::Launcher,
+    /// `riptide-owner-PID-STARTTIME-`, the start of every profile directory name: the next
+    /// pool's start reaps processes whose owner is gone by it.
+    owner_tag: String,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -65,8 +72,8 @@ struct Inner {
 struct State {
     slots: Vec<Slot>,
     closed: bool,
-    peak_browser_pss: u64,
-    peak_total_pss: u64,
+    /// Memory peaks since start (`memory.rs`).
+    peaks: memory::Peaks,
 }
 
 #[derive(Debug, Default)]
@@ -115,18 +122,45 @@ impl BrowserPool {
     /// `allow_private_networks` lets pages reach loopback and private addresses (tests).
     pub async fn start(config: BrowserConfig, allow_private_networks: bool) -> Result<Self, BrowserError> {
         config.validate()?;
+        super::events::initialize_metrics();
         if config.reap_orphans
             && let Err(error) = process::become_subreaper()
         {
             tracing::warn!(error = %error, "Cannot become child subreaper; orphaned Chromium helpers may linger.");
         }
+        // Browsers of a riptide that was killed (SIGKILL, OOM) before closing its pool.
+        let reaped = tokio::task::spawn_blocking(process::reap_abandoned).await.unwrap_or(0);
+        if reaped > 0 {
+            tracing::warn!(reaped, "Killed Chromium processes left by a riptide process that is gone.");
+        }
+        let isolation = super::sandbox::decide(&config).map_err(|error| {
+            BrowserError::Config(super::config::BrowserConfigError { problems: vec![error.to_string()] })
+        })?;
+        tracing::info!(
+            sandbox = isolation.sandbox,
+            reason = isolation.reason,
+            uid = isolation.uid(),
+            user = isolation.run_as.as_ref().map(|user| user.name.as_str()),
+            "Chromium isolation decided."
+        );
+        // Named by its owner, so the next start removes it if this process is killed.
+        let short = uuid::Uuid::new_v4().simple().to_string();
+        let tmp_name = format!("{}{}", process::owner_tag(), short.get(..8).unwrap_or(&short));
+        let tmp_dir = std::env::temp_dir().join(tmp_name);
+        let launcher = process::Launcher::start(isolation, tmp_dir)
+            .map_err(|source| BrowserError::Launch { executable: config.executable.display().to_string(), source })?;
         let (profile_root, owns_profile_root) = match &config.profile_root {
             Some(root) => (root.clone(), false),
             None => (std::env::temp_dir().join(format!("riptide-chromium-{}", uuid::Uuid::new_v4())), true),
         };
-        tokio::fs::create_dir_all(&profile_root)
-            .await
-            .map_err(|source| BrowserError::Launch { executable: profile_root.display().to_string(), source })?;
+        let root_error = |source| BrowserError::Launch { executable: profile_root.display().to_string(), source };
+        tokio::fs::create_dir_all(&profile_root).await.map_err(root_error)?;
+        if owns_profile_root {
+            // Whatever the umask, the browser's user (`run_as`) must be able to enter it.
+            use std::os::unix::fs::PermissionsExt;
+            let traversable = std::fs::Permissions::from_mode(0o755);
+            tokio::fs::set_permissions(&profile_root, traversable).await.map_err(root_error)?;
+        }
         let slots = (0..config.max_browsers).map(|_| Slot::Empty).collect();
         let inner = Arc::new(Inner {
             guard: Arc::new(RequestGuard::new(&config, allow_private_networks)),
@@ -140,6 +174,8 @@ impl BrowserPool {
             events: broadcast::channel(EVENT_CAPACITY).0,
             counters: Counters::default(),
             launch_seq: AtomicU64::new(0),
+            launcher,
+            owner_tag: process::owner_tag(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -276,8 +312,8 @@ impl Inner {
         // over to the old one) nor the command-line marker `process_tree` kills by. `.profile`
         // ends the name, so no path is a prefix of another.
         let launch = self.launch_seq.fetch_add(1, Ordering::Relaxed);
-        let profile = self.profile_root.join(format!("slot-{index}-{launch}.profile"));
-        let launched = Instance::launch(index, &self.config, &profile, self.guard.clone()).await;
+        let profile = self.profile_root.join(format!("{}slot-{index}-{launch}.profile", self.owner_tag));
+        let launched = Instance::launch(index, &self.config, &self.launcher, &profile, self.guard.clone()).await;
         let outcome = {
             let mut state = lock(&self.state);
             let closed = state.closed;
@@ -313,7 +349,6 @@ impl Inner {
         match outcome {
             Ok(pid) => {
                 self.counters.launches.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(names::BROWSER_LAUNCHES_TOTAL).increment(1);
                 self.emit(BrowserEvent::Launched { slot: index, pid: pid.unwrap_or_default() });
                 self.warm_kick.notify_one();
                 Ok(())
@@ -419,9 +454,8 @@ impl Inner {
     /// Counts and announces a recycle, then stops the browser in the background.
     fn recycle(&self, live: Live, reason: RecycleReason, death: Death) {
         self.counters.recycles.get(reason.index()).map(|c| c.fetch_add(1, Ordering::Relaxed));
-        metrics::counter!(names::BROWSER_RECYCLES_TOTAL, "reason" => reason.as_str()).increment(1);
         let (slot, pid) = (live.instance.slot, live.instance.pid);
-        metrics::gauge!(names::BROWSER_PSS_BYTES, "slot" => slot.to_string()).set(0.0);
+        memory::publish_pss(slot, 0);
         self.emit(BrowserEvent::Recycled { slot, pid, reason, pages: live.pages });
         let instance = live.instance;
         self.tasks.spawn(async move {
@@ -434,23 +468,7 @@ impl Inner {
     }
 
     fn emit(&self, event: BrowserEvent) {
-        match &event {
-            BrowserEvent::Launched { slot, pid } => tracing::info!(slot, pid, "Browser launched."),
-            BrowserEvent::Recycled { slot, pid, reason, pages } => {
-                tracing::info!(slot, pid, reason = reason.as_str(), pages, "Browser recycled.")
-            }
-            BrowserEvent::SoftLimit { slot, pid, pss_bytes } => {
-                tracing::info!(slot, pid, pss_bytes, "Browser over its soft memory limit; draining.")
-            }
-            BrowserEvent::Evicted { slot, pid, pss_bytes } => {
-                tracing::warn!(slot, pid, pss_bytes, "Browser over its hard memory limit; killed.")
-            }
-            BrowserEvent::Crashed { slot, pid, kind } => {
-                tracing::warn!(slot, pid, kind = kind.as_str(), "Browser crash.")
-            }
-        }
-        // No subscriber is fine: events may be dropped when nobody listens (DESIGN.md).
-        let _ = self.events.send(event);
+        event.emit(&self.events);
     }
 
     /// One pass of the watch loop: crashes, memory, limits, idle recycling, `min_browsers`.
@@ -479,23 +497,14 @@ impl Inner {
     fn on_browser_crash(&self, instance: &Instance) {
         if let Some(live) = self.take(instance.slot, instance.pid) {
             self.counters.browser_crashes.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(names::BROWSER_CRASHES_TOTAL, "kind" => CrashKind::Browser.as_str()).increment(1);
             self.emit(BrowserEvent::Crashed { slot: instance.slot, pid: instance.pid, kind: CrashKind::Browser });
             self.recycle(live, RecycleReason::Crash, Death::Crashed);
         }
     }
 
-    /// Measures PSS (off the runtime: /proc reads) and JS heap, then applies the limits.
+    /// Measures PSS and JS heap (`memory.rs`), then acts on the verdicts.
     async fn measure(&self, live: &[Arc<Instance>]) {
-        let roots: Vec<(u32, PathBuf)> =
-            live.iter().map(|instance| (instance.pid, instance.profile_dir.clone())).collect();
-        let owned: HashSet<u32> = roots.iter().map(|(pid, _)| *pid).collect();
-        let measured = tokio::task::spawn_blocking(move || {
-            process::sweep_zombies(&owned);
-            roots.iter().map(|(pid, dir)| process::pss_bytes(&process::process_tree(*pid, dir))).collect::<Vec<u64>>()
-        })
-        .await
-        .unwrap_or_default();
+        let measured = memory::measure_pss(live).await;
         let mut total = 0;
         for (instance, pss) in live.iter().zip(measured) {
             if !instance.dead().is_cancelled() {
@@ -505,22 +514,19 @@ impl Inner {
         }
         {
             let mut state = lock(&self.state);
-            state.peak_total_pss = state.peak_total_pss.max(total);
+            state.peaks.total = state.peaks.total.max(total);
         }
-        // The JS heap comes last and under a short timeout: a tab stuck in a script answers
-        // late or never, and must not delay the PSS limits above.
+        // The JS heap comes last and under a short timeout, so a stuck tab cannot delay the
+        // PSS limits above.
+        let timeout = memory::heap_timeout(&self.config);
         for instance in live.iter().filter(|instance| !instance.dead().is_cancelled()) {
-            let heap = instance.js_heap_bytes(self.heap_timeout()).await;
+            let heap = instance.js_heap_bytes(timeout).await;
             self.record_heap(instance, heap);
         }
     }
 
-    fn heap_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.memory_poll_ms).min(self.config.cdp_timeout())
-    }
-
     fn record_heap(&self, instance: &Instance, heap: u64) {
-        metrics::gauge!(names::BROWSER_JS_HEAP_BYTES, "slot" => instance.slot.to_string()).set(heap as f64);
+        memory::publish_heap(instance.slot, heap);
         if let Some(Slot::Live(live)) = lock(&self.state).slots.get_mut(instance.slot)
             && live.instance.pid == instance.pid
         {
@@ -528,10 +534,13 @@ impl Inner {
         }
     }
 
+    /// Acts on one PSS measurement: evicts over the hard limit, drains over the soft limit
+    /// (or after a renderer crash, or at the page and age limits).
     fn apply_memory(&self, instance: &Instance, pss: u64) {
         let (slot, pid) = (instance.slot, instance.pid);
-        metrics::gauge!(names::BROWSER_PSS_BYTES, "slot" => slot.to_string()).set(pss as f64);
-        if pss > self.config.hard_limit_bytes {
+        memory::publish_pss(slot, pss);
+        let verdict = memory::judge(pss, &self.config);
+        if verdict == memory::Verdict::Evict {
             if let Some(live) = self.take(slot, pid) {
                 self.emit(BrowserEvent::Evicted { slot, pid, pss_bytes: pss });
                 self.recycle(live, RecycleReason::HardLimit, Death::Evicted { pss_bytes: pss });
@@ -541,13 +550,13 @@ impl Inner {
         let mut soft = false;
         {
             let mut state = lock(&self.state);
-            state.peak_browser_pss = state.peak_browser_pss.max(pss);
+            state.peaks.browser = state.peaks.browser.max(pss);
             if let Some(Slot::Live(live)) = state.slots.get_mut(slot)
                 && live.instance.pid == pid
             {
                 live.pss_bytes = pss;
                 if live.draining.is_none() {
-                    if pss > self.config.soft_limit_bytes {
+                    if verdict == memory::Verdict::SoftLimit {
                         live.draining = Some(RecycleReason::SoftLimit);
                         soft = true;
                     } else if instance.renderer_crashed() {
@@ -638,7 +647,6 @@ impl Inner {
 
     fn on_renderer_crash(&self, instance: &Instance) {
         self.counters.renderer_crashes.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(names::BROWSER_CRASHES_TOTAL, "kind" => CrashKind::Renderer.as_str()).increment(1);
         self.emit(BrowserEvent::Crashed { slot: instance.slot, pid: instance.pid, kind: CrashKind::Renderer });
         self.drain(instance.slot, instance.pid, RecycleReason::Crash);
     }
@@ -651,8 +659,10 @@ impl Inner {
             renderer_crashes: self.counters.renderer_crashes.load(Ordering::Relaxed),
             pages_ok: self.counters.pages_ok.load(Ordering::Relaxed),
             pages_failed: self.counters.pages_failed.load(Ordering::Relaxed),
-            peak_browser_pss_bytes: state.peak_browser_pss,
-            peak_total_pss_bytes: state.peak_total_pss,
+            peak_browser_pss_bytes: state.peaks.browser,
+            peak_total_pss_bytes: state.peaks.total,
+            sandbox: self.launcher.isolation().sandbox,
+            browser_uid: self.launcher.isolation().uid(),
             ..BrowserPoolStats::default()
         };
         for (count, counter) in stats.recycles.iter_mut().zip(&self.counters.recycles) {
@@ -708,7 +718,13 @@ impl Inner {
         if tokio::time::timeout(CLOSE_WAIT, self.tasks.wait()).await.is_err() {
             tracing::warn!("Browser pool tasks still running after close.");
         }
-        process::sweep_zombies(&HashSet::new());
+        // A scan of every process: off the async threads.
+        let _ = tokio::task::spawn_blocking(|| process::sweep_zombies(&HashSet::new())).await;
+        match tokio::fs::remove_dir_all(self.launcher.tmp_dir()).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(BrowserError::Io(error)),
+        }
         if self.owns_profile_root {
             match tokio::fs::remove_dir_all(&self.profile_root).await {
                 Ok(()) => {}

@@ -7,8 +7,17 @@
 //! Each browser is started in its own process group, so one `kill(-pgid)` reaches every
 //! helper; helpers orphaned by the kill are re-parented to this process when it is a child
 //! subreaper and reaped here, since the init of these VMs reaps nothing.
+//!
+//! A browser's life is tied to this process: it is started through `setpriv --pdeathsig KILL`
+//! (util-linux; setting `PR_SET_PDEATHSIG` in our own child needs `pre_exec`, which is
+//! `unsafe`), from one dedicated launcher thread (the death signal fires when the *thread*
+//! that forked it ends, so it must not be an async or blocking-pool thread that may retire).
+//! What a killed process leaves anyway (helpers outside the browser's tree, a host without
+//! `setpriv`) is reaped by the next pool's start: every profile directory names its owner
+//! (`riptide-owner-PID-STARTTIME-`), and processes whose owner is gone are killed.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,6 +28,7 @@ use tokio::process::{Child, ChildStderr, Command};
 
 use super::config::BrowserConfig;
 use super::error::BrowserError;
+use super::sandbox::Isolation;
 
 /// The line Chromium prints on stderr once its DevTools socket listens.
 const DEVTOOLS_PREFIX: &str = "DevTools listening on ";
@@ -26,8 +36,6 @@ const DEVTOOLS_PREFIX: &str = "DevTools listening on ";
 /// Switches every pooled browser gets (without `--`; see `infra-limits.md` §5 for why each).
 const BASE_ARGS: &[&str] = &[
     "headless",
-    // The pool runs as root on these machines; Chromium refuses root with the sandbox on.
-    "no-sandbox",
     "disable-gpu",
     "disable-dev-shm-usage",
     "no-first-run",
@@ -72,13 +80,161 @@ pub(crate) struct Launched {
     pub stderr: Option<BufReader<ChildStderr>>,
 }
 
+/// Where util-linux's `setpriv` may be; the first that exists is used.
+const SETPRIV: &[&str] = &["/usr/bin/setpriv", "/bin/setpriv"];
+/// Marker in every profile directory name, followed by `PID-STARTTIME-` of the owning process.
+const OWNER_TAG: &str = "riptide-owner-";
+
+/// Spawns the pool's browsers from one dedicated thread, which ends when the pool (the last
+/// `Launcher` handle) is gone. Chromium gets SIGKILL from the kernel when that thread ends,
+/// for any reason: pool dropped, process exited, process killed.
+#[derive(Debug)]
+pub(crate) struct Launcher {
+    requests: std::sync::mpsc::SyncSender<SpawnRequest>,
+    /// `setpriv`, when present; without it browsers are not tied to this process (logged once).
+    setpriv: Option<&'static str>,
+    /// Who the browsers run as and whether their sandbox is on (`sandbox.rs`).
+    isolation: Isolation,
+    /// The browsers' temp directory, owned by their user. Short on purpose: Chromium puts a
+    /// UNIX socket in it, and a socket path over 107 bytes kills the browser at start.
+    tmp_dir: std::path::PathBuf,
+}
+
+type SpawnRequest = (std::process::Command, tokio::sync::oneshot::Sender<std::io::Result<Child>>);
+
+/// Spawns in flight at once: launches are serialised by the pool, so one suffices; a few
+/// more only avoid refusing a spawn while the thread hands back the last one.
+const SPAWN_QUEUE: usize = 4;
+
+impl Launcher {
+    /// Starts the launcher thread, bound to the current tokio runtime (whose driver reaps the
+    /// children).
+    pub(crate) fn start(isolation: Isolation, tmp_dir: std::path::PathBuf) -> std::io::Result<Launcher> {
+        std::fs::create_dir_all(&tmp_dir)?;
+        if let Some(user) = &isolation.run_as {
+            std::os::unix::fs::chown(&tmp_dir, Some(user.uid), Some(user.gid))?;
+        }
+        let runtime = tokio::runtime::Handle::current();
+        let (requests, incoming) = std::sync::mpsc::sync_channel::<SpawnRequest>(SPAWN_QUEUE);
+        std::thread::Builder::new().name("riptide-chromium-launcher".into()).spawn(move || {
+            let _entered = runtime.enter();
+            while let Ok((command, reply)) = incoming.recv() {
+                let mut command = Command::from(command);
+                command.kill_on_drop(true);
+                let _ = reply.send(command.spawn());
+            }
+        })?;
+        let setpriv = SETPRIV.iter().copied().find(|path| Path::new(path).exists());
+        if setpriv.is_none() {
+            tracing::warn!(
+                "setpriv (util-linux) not found: browsers are not killed with this process; leftovers are reaped at the next start."
+            );
+        }
+        Ok(Launcher { requests, setpriv, isolation, tmp_dir })
+    }
+
+    /// The browsers' temp directory (removed by the pool's `close`).
+    pub(crate) fn tmp_dir(&self) -> &Path {
+        &self.tmp_dir
+    }
+
+    /// Who the browsers run as and whether their sandbox is on.
+    pub(crate) fn isolation(&self) -> &Isolation {
+        &self.isolation
+    }
+
+    /// A command running `executable` with the parent-death signal set, when possible.
+    fn command(&self, executable: &Path) -> std::process::Command {
+        match self.setpriv {
+            Some(setpriv) => {
+                let mut command = std::process::Command::new(setpriv);
+                command.args(["--pdeathsig", "KILL", "--"]).arg(executable);
+                command
+            }
+            None => std::process::Command::new(executable),
+        }
+    }
+
+    async fn spawn(&self, command: std::process::Command) -> std::io::Result<Child> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.requests.try_send((command, reply)).map_err(|_| std::io::Error::other("launcher thread busy or gone"))?;
+        answer.await.map_err(|_| std::io::Error::other("launcher thread gone"))?
+    }
+}
+
+/// The owner marker of this process: `riptide-owner-PID-STARTTIME-`. The start time (clock
+/// ticks since boot, from /proc) tells a live owner from a recycled PID.
+pub(crate) fn owner_tag() -> String {
+    let me = std::process::id();
+    format!("{OWNER_TAG}{me}-{}-", start_time(me).unwrap_or(0))
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started, in clock ticks since boot.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.rfind(')')?;
+    // Fields after the command name start at field 3 (state); field 22 is the 20th of them.
+    stat.get(close + 1..)?.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The owner (PID, start time) named by a command line, if it carries the marker.
+fn owner_of(cmdline: &str) -> Option<(u32, u64)> {
+    let rest = cmdline.split(OWNER_TAG).nth(1)?;
+    let mut parts = rest.splitn(3, '-');
+    let pid = parts.next()?.parse().ok()?;
+    let start = parts.next()?.parse().ok()?;
+    Some((pid, start))
+}
+
+/// Kills every browser process whose owning riptide process is gone (killed before it could
+/// close its pool), and removes such owners' temp directories. Blocking: scans /proc and the
+/// temp dir. Returns how many processes were killed.
+pub(crate) fn reap_abandoned() -> usize {
+    let gone = |owner: Option<(u32, u64)>| owner.is_some_and(|(pid, started)| start_time(pid) != Some(started));
+    let mut killed = 0;
+    for (stat, _) in all_processes() {
+        let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", stat.pid)) else { continue };
+        let Some((owner, started)) = owner_of(&String::from_utf8_lossy(&raw)) else { continue };
+        if start_time(owner) == Some(started) {
+            continue; // its pool is alive (this process, or another riptide on the machine)
+        }
+        if let Some(process) = pid(stat.pid)
+            && rustix::process::kill_process(process, Signal::KILL).is_ok()
+        {
+            killed += 1;
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(OWNER_TAG) && gone(owner_of(&name)) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    killed
+}
+
 /// Starts Chromium with its own profile directory and process group and waits for its
 /// DevTools address. On failure the process group is killed before returning.
-pub(crate) async fn launch(config: &BrowserConfig, profile_dir: &Path) -> Result<Launched, BrowserError> {
+pub(crate) async fn launch(
+    config: &BrowserConfig,
+    launcher: &Launcher,
+    profile_dir: &Path,
+) -> Result<Launched, BrowserError> {
     let executable = config.executable.display().to_string();
     let launch_error = |source| BrowserError::Launch { executable: executable.clone(), source };
     tokio::fs::create_dir_all(profile_dir).await.map_err(launch_error)?;
-    let mut command = Command::new(&config.executable);
+    let mut command = launcher.command(&config.executable);
+    if let Some(user) = &launcher.isolation.run_as {
+        // The browser writes its profile as that user; the profile root above stays ours
+        // (mode 0755: traversable, not writable).
+        std::os::unix::fs::chown(profile_dir, Some(user.uid), Some(user.gid)).map_err(launch_error)?;
+        command.uid(user.uid).gid(user.gid);
+    }
+    if !launcher.isolation.sandbox {
+        command.arg("--no-sandbox");
+    }
     command
         .args(BASE_ARGS.iter().map(|arg| format!("--{arg}")))
         .args(config.extra_args.iter().map(|arg| format!("--{arg}")))
@@ -89,19 +245,21 @@ pub(crate) async fn launch(config: &BrowserConfig, profile_dir: &Path) -> Result
         // their database into the profile puts the profile path on their command line, which
         // is how `process_tree` finds them.
         .env("XDG_CONFIG_HOME", profile_dir.join("xdg"))
+        // Another user's HOME (nobody's is /nonexistent) and the shared temp dir are not for it.
+        .env("HOME", profile_dir)
+        .env("TMPDIR", &launcher.tmp_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(launch_error)?;
+        .process_group(0);
+    let mut child = launcher.spawn(command).await.map_err(launch_error)?;
     let pid = child.id().unwrap_or_default();
     let timeout = Duration::from_millis(config.launch_timeout_ms);
     let mut stderr = child.stderr.take().map(BufReader::new);
     match tokio::time::timeout(timeout, read_ws_url(stderr.as_mut())).await {
         Ok(Some(ws_url)) => Ok(Launched { child, pid, ws_url, stderr }),
         Ok(None) | Err(_) => {
-            let tree = process_tree(pid, profile_dir);
+            let tree = tree(pid, profile_dir).await;
             kill_tree(pid, &tree);
             // The child was never handed out: reap it here so it does not linger.
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
@@ -118,6 +276,8 @@ async fn read_ws_url(stderr: Option<&mut BufReader<ChildStderr>>) -> Option<Stri
         if let Some(url) = line.trim().strip_prefix(DEVTOOLS_PREFIX) {
             return Some(url.to_string());
         }
+        // A browser that fails to start says why here; shown when launches are debugged.
+        tracing::debug!(line, "Chromium stderr before DevTools.");
     }
     None
 }
@@ -194,6 +354,13 @@ pub(crate) fn process_tree(root: u32, profile_dir: &Path) -> Vec<u32> {
         }
     }
     tree
+}
+
+/// [`process_tree`] on a blocking thread: it scans every process in /proc, which must not
+/// hold an async worker thread. Empty if the blocking task could not run (runtime closing).
+pub(crate) async fn tree(root: u32, profile_dir: &Path) -> Vec<u32> {
+    let profile_dir = profile_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || process_tree(root, &profile_dir)).await.unwrap_or_else(|_| vec![root])
 }
 
 /// Whether the command line of `pid` contains `marker`.
@@ -286,6 +453,17 @@ mod tests {
             parse_stat(text).unwrap_or_else(|| (ProcStat { pid: 0, ppid: 0, pgrp: 0, zombie: true }, String::new()));
         assert_eq!((stat.pid, stat.ppid, stat.pgrp, stat.zombie), (4242, 4200, 4200, false));
         assert_eq!(comm, "chrom (x) y");
+    }
+
+    #[test]
+    fn owners_are_read_from_profile_paths() {
+        let cmdline = "chromium\0--user-data-dir=/tmp/r/riptide-owner-4242-987654-slot-0-3.profile\0about:blank";
+        assert_eq!(owner_of(cmdline), Some((4242, 987654)));
+        assert_eq!(owner_of("chromium --user-data-dir=/tmp/other"), None);
+        let mine = owner_tag();
+        assert_eq!(owner_of(&format!("{mine}slot-1-1.profile")).map(|(pid, _)| pid), Some(std::process::id()));
+        let (_, start) = owner_of(&mine).unwrap_or_default();
+        assert_eq!(start_time(std::process::id()), Some(start));
     }
 
     #[test]

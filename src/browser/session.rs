@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::instance::lock;
+use super::lock::lock;
 
 /// `Target.sendMessageToTarget`: chromiumoxide's generated protocol lacks it (deprecated in the
 /// protocol, still served by Chromium 156, and the only way to reach a non-flattened session).
