@@ -32,12 +32,14 @@ fn source_files(root: &Path) -> Vec<String> {
     out
 }
 
-/// The code of a file without its `#[cfg(test)]` module (tests may import anything).
-fn non_test_code(text: &str) -> &str {
-    match text.find("#[cfg(test)]\nmod tests") {
+/// The code of a file without its `#[cfg(test)]` module (tests may import anything) and
+/// without comments (a doc link to a neighbour is not a dependency on it).
+fn non_test_code(text: &str) -> String {
+    let code = match text.find("#[cfg(test)]\nmod tests") {
         Some(at) => &text[..at],
         None => text,
-    }
+    };
+    code.lines().filter(|line| !line.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
 }
 
 /// The module path of a file: `wasm/pool.rs` -> ["wasm", "pool"]; `wasm/mod.rs` -> ["wasm"].
@@ -162,6 +164,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     for file in &files {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         let code = non_test_code(&text);
+        let code = code.as_str();
         let module = module_of(file);
         let mut deps = BTreeSet::new();
         for path in paths_after(code, "crate::") {
@@ -238,9 +241,9 @@ fn module_graph_has_no_import_loops() {
     let graph = graph();
     assert!(graph.len() > 40, "found only {} files under src/", graph.len());
     assert!(
-        graph["pipeline.rs"].contains("fetch/mod.rs"),
+        graph["page.rs"].contains("fetch/mod.rs"),
         "the graph misses plain imports: {:?}",
-        graph["pipeline.rs"]
+        graph["page.rs"]
     );
     // Name every loop, not just the first: cut one edge of each found and look again.
     let mut remaining = graph.clone();
@@ -262,7 +265,8 @@ fn only_the_broker_speaks_lapin() {
         .filter(|f| !f.starts_with("broker/"))
         .filter(|f| {
             let text = std::fs::read_to_string(root.join(f)).unwrap();
-            paths_after(non_test_code(&text), "lapin::").len() + non_test_code(&text).matches("use lapin").count() > 0
+            let code = non_test_code(&text);
+            paths_after(&code, "lapin::").len() + code.matches("use lapin").count() > 0
         })
         .collect();
     assert!(offenders.is_empty(), "lapin used outside src/broker/: {offenders:?}");
