@@ -8,8 +8,8 @@
 # FUZZ_TARGETS="html_bytes" picks targets (default: all). Prints, per target, the seconds run,
 # the executions and the crashes (new files under extractor-component/core/fuzz/artifacts/<target>/;
 # each is reproduced with `cargo fuzz run -s none -a <target> <file>` from extractor-component/core).
-# The corpus grows under /var/tmp/riptide-fuzz/corpus/<target>, seeded from the committed
-# fuzz/corpus/html_bytes; the build has its own target dir (instrumented code must not mix
+# A long run's corpus grows under /var/tmp/riptide-fuzz/corpus/<target>, seeded from the
+# committed fuzz/corpus/html_bytes (a smoke run starts from the seeds alone); the build has its own target dir (instrumented code must not mix
 # with the workspace's). Exits non-zero when a target crashed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,13 @@ for target in $targets; do
     # Structure-aware inputs are dense: 4 KiB of choices already renders pages of up to 256 KiB.
     max_len=65536
     [ "$target" = html_tree ] && max_len=4096
+    # Smoke starts from the committed seeds only: replaying a grown corpus (thousands of inputs,
+    # some of 256 KiB) took 40 s of a 20 s run. Long runs keep and grow theirs.
     corpus="$work/corpus/$target"
+    if [ "$mode" = smoke ]; then
+        corpus="$work/smoke-corpus/$target"
+        rm -rf "$corpus"
+    fi
     artifacts="$core/fuzz/artifacts/$target"
     log="$work/logs/$target-$mode.log"
     mkdir -p "$corpus" "$artifacts" "$work/logs"
