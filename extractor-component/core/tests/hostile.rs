@@ -142,3 +142,30 @@ fn multibyte_characters_in_dates_and_metadata() {
         }
     }
 }
+
+/// Found by the `html_bytes` fuzz target (`extractor-component/core/fuzz`): a time zone that is
+/// a sign followed by anything was copied into `published` (`2019-11-19T08:22:00-0\u{11}:50`),
+/// breaking the documented `YYYY-MM-DD[Thh:mm:ss[Z|±hh:mm]]` shape.
+#[test]
+fn garbage_time_zones_never_reach_published() {
+    for zone in ["-0\u{11}500", "+ab:cd", "+12:€5", "-99:99", "+1:2:3:4"] {
+        for html in [
+            format!(r#"<meta property="article:published_time" content="2019-11-19T08:22{zone}">"#),
+            format!(r#"<p><time datetime="2019/11/19 08:22:01{zone}">x</time></p>"#),
+        ] {
+            let doc = timed(|| extract(&html, "", &Options::default())).unwrap();
+            let published = doc.published.unwrap_or_default();
+            let zone_part = published.get(19..).unwrap_or("");
+            let ok = zone_part.is_empty()
+                || zone_part == "Z"
+                || (zone_part.len() == 6
+                    && zone_part.starts_with(['+', '-'])
+                    && zone_part
+                        .bytes()
+                        .skip(1)
+                        .enumerate()
+                        .all(|(i, b)| if i == 2 { b == b':' } else { b.is_ascii_digit() }));
+            assert!(ok, "{html} gave published {published:?}");
+        }
+    }
+}
