@@ -291,4 +291,26 @@ mod tests {
         let message = figment.extract::<Config>().unwrap_err().to_string();
         assert!(message.contains("concurency"), "{message}");
     }
+
+    /// `config/default.toml` is the one place defaults live: every key the configuration has
+    /// is written there (a key missing from it would take a default from code that no
+    /// operator reads).
+    #[test]
+    fn default_toml_holds_every_key() {
+        fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+            if let toml::Value::Table(table) = value {
+                for (key, inner) in table {
+                    let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    out.push(path.clone());
+                    keys(&path, inner, out);
+                }
+            }
+        }
+        let config: Config = Figment::from(Toml::string(DEFAULT_TOML)).extract().unwrap();
+        let (mut from_code, mut written) = (Vec::new(), Vec::new());
+        keys("", &toml::Value::try_from(&config).unwrap(), &mut from_code);
+        keys("", &toml::from_str(DEFAULT_TOML).unwrap(), &mut written);
+        let missing: Vec<&String> = from_code.iter().filter(|k| !written.contains(k)).collect();
+        assert!(missing.is_empty(), "keys without a line in config/default.toml: {missing:?}");
+    }
 }
