@@ -55,6 +55,9 @@ const MIN_FALLBACK_WORDS: u32 = 10;
 /// replaces the pick only when it finds more text).
 const FALLBACK_BELOW_QUALITY: f32 = 0.05;
 
+/// Picks of this many words or more never get the fallback pass.
+const FALLBACK_MAX_WORDS: u32 = 100;
+
 /// The highest quality a fallback pick may report.
 const FALLBACK_QUALITY: f32 = 0.2;
 
@@ -133,7 +136,12 @@ pub fn extract(html: &str, url: &str, options: &Options) -> Result<Document, Ext
             let roots = roots_with_kept(&dom, sel.root, &keep, &sel.drop);
             fill_content(&mut doc, &dom, &roots, &sel, base.as_ref(), &meta);
             doc.quality = if full { 0.0 } else { sel.quality };
-            if !full && (word_count(&doc.text) < MIN_FALLBACK_WORDS || doc.quality < FALLBACK_BELOW_QUALITY) {
+            let words = word_count(&doc.text);
+            // Only short picks: a long text of low quality is a listing the fallback cannot
+            // improve, and a second pass over a huge page would double its time and memory.
+            let unsure =
+                words < MIN_FALLBACK_WORDS || (doc.quality < FALLBACK_BELOW_QUALITY && words < FALLBACK_MAX_WORDS);
+            if !full && unsure {
                 // Nothing convincing: a looser pass that ignores class tokens, so that a page with
                 // text never comes back empty; its quality stays low to say how unsure it is.
                 let loose = content::select_pass(&dom, false, &pre_drop, &keep, None, content::Pass::Loose);

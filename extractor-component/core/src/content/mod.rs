@@ -170,9 +170,10 @@ pub(crate) fn select_pass(
         in_link[id] = in_link[parent];
         owner[id] = if is_block(dom, id as NodeId) { id as NodeId } else { owner[parent] };
         if let NodeData::Element { tag, .. } = node.data {
-            // A link wrapped around a card (a paragraph inside) is content that happens to be
-            // clickable, not a link list: its text does not count as link text.
-            if tag == Tag::A && !holds_paragraph(dom, id as NodeId) {
+            // In the loose pass, a link wrapped around a card (a paragraph inside) is content that
+            // happens to be clickable, not a link list (a collection of cards). Not in the normal
+            // pass: on an article page such cards are teasers for other pages.
+            if tag == Tag::A && (pass == Pass::Normal || !holds_paragraph(dom, id as NodeId)) {
                 in_link[id] = true;
             }
             if tag == Tag::H1 && first_h1 == NONE {
