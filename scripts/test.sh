@@ -9,5 +9,8 @@ source scripts/env.sh
 bash scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The identity test compares the component with the native core; the riptide crate's build
+# script has built that component already (clippy above ran it), so no second build.
+export RIPTIDE_EXTRACTOR_WASM="${RIPTIDE_EXTRACTOR_WASM:-$CARGO_TARGET_DIR/riptide-guest/wasm32-wasip2/wasm/riptide_extractor_guest.wasm}"
 cargo test --workspace --all-targets
 bash scripts/fuzz.sh

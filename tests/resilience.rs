@@ -10,108 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{TestEnv, free_port, spawn_worker_with, start_redis};
+use common::{
+    Collector, TestEnv, assert_each_job_done_once, free_port, spawn_worker_process, spawn_worker_with, start_redis,
+    terminate,
+};
 use futures_util::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use riptide::job::{JobResult, Outcome};
 use riptide::producer::JobTemplate;
 use tokio_util::sync::CancellationToken;
-
-/// Collects every result of a namespace in the background.
-struct Collector {
-    results: Arc<Mutex<Vec<JobResult>>>,
-    stop: CancellationToken,
-}
-
-impl Collector {
-    async fn start(env: &TestEnv) -> Self {
-        let connection = env.connection().await;
-        let channel = connection.create_channel().await.unwrap();
-        let queue = format!("{}.results", env.config.namespace);
-        let mut consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "collector".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let results = Arc::new(Mutex::new(Vec::new()));
-        let stop = CancellationToken::new();
-        let (sink, stopped) = (results.clone(), stop.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = stopped.cancelled() => break,
-                    next = consumer.next() => match next {
-                        Some(Ok(delivery)) => sink.lock().unwrap().push(serde_json::from_slice::<JobResult>(&delivery.data).unwrap()),
-                        _ => break,
-                    },
-                }
-            }
-            let _ = connection.close(200, "done".into()).await;
-        });
-        Collector { results, stop }
-    }
-
-    fn distinct_jobs(&self) -> usize {
-        self.results.lock().unwrap().iter().map(|r| r.job_id.clone()).collect::<HashSet<_>>().len()
-    }
-
-    async fn wait_for_jobs(&self, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while self.distinct_jobs() < n {
-            assert!(Instant::now() < deadline, "only {} of {n} jobs finished within {timeout:?}", self.distinct_jobs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn finish(self) -> Vec<JobResult> {
-        self.stop.cancel();
-        self.results.lock().unwrap().clone()
-    }
-}
-
-/// Every id has at least one ok result, and duplicates (redeliveries) carry the same
-/// document. Returns how many duplicates there were.
-fn assert_each_job_done_once(ids: &[String], results: &[JobResult]) -> usize {
-    let mut by_job: HashMap<&str, Vec<&JobResult>> = HashMap::new();
-    for result in results {
-        by_job.entry(result.job_id.as_str()).or_default().push(result);
-    }
-    for id in ids {
-        let seen = by_job.get(id.as_str()).unwrap_or_else(|| panic!("job {id} was lost"));
-        assert!(seen.iter().all(|r| r.outcome == Outcome::Ok), "{seen:?}");
-        let docs: HashSet<_> = seen.iter().map(|r| r.doc_key.clone()).collect();
-        assert_eq!(docs.len(), 1, "duplicates of {id} must carry the same document: {seen:?}");
-    }
-    assert_eq!(by_job.len(), ids.len(), "results for unknown jobs");
-    results.len() - ids.len()
-}
-
-fn spawn_worker_process(env: &TestEnv) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_riptide"))
-        .args(["worker"])
-        .env("RIPTIDE_NAMESPACE", &env.config.namespace)
-        .env("RIPTIDE_ALLOW_PRIVATE_NETWORKS", "true")
-        .env("RIPTIDE_WORKER__CONCURRENCY", "8")
-        .env("RIPTIDE_WORKER__SHUTDOWN_GRACE_SECS", "5")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the riptide binary")
-}
-
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "worker did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_flight_loses_nothing() {

@@ -5,8 +5,9 @@
 //! Every test makes its own namespace and site, so tests run in parallel on one broker.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -386,8 +387,14 @@ pub fn free_port() -> u16 {
 
 /// A private `redis-server` on `port`, for tests that stop and start Redis.
 pub fn start_redis(port: u16) -> std::process::Child {
+    start_redis_with(port, &["--appendonly", "no"])
+}
+
+/// A private `redis-server` on `port` with extra arguments (an AOF directory, say).
+pub fn start_redis_with(port: u16, extra: &[&str]) -> std::process::Child {
     let child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("redis-server must be installed (scripts/setup.sh)");
@@ -507,4 +514,99 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Collects every result of a namespace in the background.
+pub struct Collector {
+    results: Arc<Mutex<Vec<riptide::job::JobResult>>>,
+    stop: CancellationToken,
+}
+
+impl Collector {
+    pub async fn start(env: &TestEnv) -> Self {
+        let connection = env.connection().await;
+        let channel = connection.create_channel().await.unwrap();
+        let queue = format!("{}.results", env.config.namespace);
+        let mut consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "collector".into(),
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let (sink, stopped) = (results.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    next = consumer.next() => match next {
+                        Some(Ok(delivery)) => sink.lock().unwrap().push(serde_json::from_slice::<riptide::job::JobResult>(&delivery.data).unwrap()),
+                        _ => break,
+                    },
+                }
+            }
+            let _ = connection.close(200, "done".into()).await;
+        });
+        Collector { results, stop }
+    }
+
+    pub fn distinct_jobs(&self) -> usize {
+        self.results.lock().unwrap().iter().map(|r| r.job_id.clone()).collect::<HashSet<_>>().len()
+    }
+
+    pub async fn wait_for_jobs(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.distinct_jobs() < n {
+            assert!(Instant::now() < deadline, "only {} of {n} jobs finished within {timeout:?}", self.distinct_jobs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn finish(self) -> Vec<riptide::job::JobResult> {
+        self.stop.cancel();
+        self.results.lock().unwrap().clone()
+    }
+}
+
+/// Every id has at least one ok result, and duplicates (redeliveries) carry the same
+/// document. Returns how many duplicates there were.
+pub fn assert_each_job_done_once(ids: &[String], results: &[riptide::job::JobResult]) -> usize {
+    let mut by_job: HashMap<&str, Vec<&riptide::job::JobResult>> = HashMap::new();
+    for result in results {
+        by_job.entry(result.job_id.as_str()).or_default().push(result);
+    }
+    for id in ids {
+        let seen = by_job.get(id.as_str()).unwrap_or_else(|| panic!("job {id} was lost"));
+        assert!(seen.iter().all(|r| r.outcome == riptide::job::Outcome::Ok), "{seen:?}");
+        let docs: HashSet<_> = seen.iter().map(|r| r.doc_key.clone()).collect();
+        assert_eq!(docs.len(), 1, "duplicates of {id} must carry the same document: {seen:?}");
+    }
+    assert_eq!(by_job.len(), ids.len(), "results for unknown jobs");
+    results.len() - ids.len()
+}
+
+pub fn spawn_worker_process(env: &TestEnv) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_riptide"))
+        .args(["worker"])
+        .env("RIPTIDE_NAMESPACE", &env.config.namespace)
+        .env("RIPTIDE_ALLOW_PRIVATE_NETWORKS", "true")
+        .env("RIPTIDE_WORKER__CONCURRENCY", "8")
+        .env("RIPTIDE_WORKER__SHUTDOWN_GRACE_SECS", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the riptide binary")
+}
+
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "worker did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
