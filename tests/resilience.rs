@@ -5,21 +5,13 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
     Collector, TestEnv, assert_each_job_done_once, free_port, spawn_worker_process, spawn_worker_with, start_redis,
     terminate,
 };
-use futures_util::StreamExt;
-use lapin::options::BasicConsumeOptions;
-use lapin::types::FieldTable;
-use riptide::job::{JobResult, Outcome};
 use riptide::producer::JobTemplate;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_flight_loses_nothing() {
