@@ -26,7 +26,9 @@ pub struct WasmConfig {
     pub components_dir: Option<PathBuf>,
     /// Where compiled (AOT) artifacts are kept between runs, keyed by component hash and engine
     /// settings. Unset: `$XDG_CACHE_HOME/riptide/wasm` or `~/.cache/riptide/wasm`, else
-    /// `/tmp/riptide-wasm-cache`. Files there that riptide did not write are deleted.
+    /// `/tmp/riptide-wasm-cache`. Created private (0700); `*.cwasm` files there that riptide's
+    /// manifest does not vouch for are deleted. Not riptide's own (another owner) or read-only:
+    /// components are compiled in memory at start instead (logged); the worker still runs.
     pub aot_cache_dir: Option<PathBuf>,
     /// Live instances at once (hot idle plus leased), across all extractors: the concurrency
     /// ceiling and the pooling allocator's size. A lease beyond it waits up to `lease_timeout_ms`.

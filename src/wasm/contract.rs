@@ -23,13 +23,24 @@ pub(crate) struct ComponentInfo {
     pub(crate) version: String,
 }
 
-/// Links `component` (WASI with nothing granted) and checks it against the contract: export
-/// names and shapes, then the generated bindings' full type check, then `info()`.
-pub(crate) fn link(engine: &Engine, extractor: &str, component: &Component) -> Result<ExtractorPre<Host>, WasmError> {
-    let contract = |detail: String| WasmError::Contract { extractor: extractor.to_owned(), detail };
-    check_exports(engine, component).map_err(contract)?;
+/// The linker every component is linked with: WASI with nothing granted (see `engine::new_store`).
+/// Built once per pool: defining WASI's functions costs more than the rest of a cold lease.
+pub(crate) fn linker(engine: &Engine) -> Result<Linker<Host>, WasmError> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(WasmError::boxed(e)))?;
+    Ok(linker)
+}
+
+/// Links `component` with `linker` and checks it against the contract: export names and
+/// shapes, then the generated bindings' full type check (`check_info` then calls `info()`).
+pub(crate) fn link(
+    engine: &Engine,
+    linker: &Linker<Host>,
+    extractor: &str,
+    component: &Component,
+) -> Result<ExtractorPre<Host>, WasmError> {
+    let contract = |detail: String| WasmError::Contract { extractor: extractor.to_owned(), detail };
+    check_exports(engine, component).map_err(contract)?;
     let pre = linker.instantiate_pre(component).map_err(|e| contract(format!("imports: {}", e)))?;
     ExtractorPre::new(pre).map_err(|e| contract(chain(&e)))
 }

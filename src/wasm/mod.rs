@@ -6,12 +6,14 @@
 //!
 //! - `config`: [`WasmConfig`]; `error`: [`WasmError`] and its retry decision;
 //! - `engine`: the engine, store data, epoch ticker; `limits`: the per-call memory limiter;
-//! - `artifact`: AOT artifacts on disk and their checksums; `embedded`: the default component;
+//! - `artifact`: AOT artifacts on disk, their manifest and checksums; `aot`: the one `unsafe`
+//!   call, loading an artifact proven to be riptide's own; `embedded`: the default component;
 //! - `contract`: the WIT bindings, validation, conversions;
 //! - `tier`: tiers and the placement plan; `breaker`: the circuit breaker;
 //! - `lease`: one leased instance; `events`: [`WasmEvent`];
 //! - `pool/`: [`ExtractorPool`], one file per concept (loading, leasing, routing, rebalancing, stats).
 
+mod aot;
 mod artifact;
 mod breaker;
 mod config;

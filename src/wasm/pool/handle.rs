@@ -38,6 +38,8 @@ pub(super) struct Inner {
     pub(super) config: WasmConfig,
     pub(super) engine: wasmtime::Engine,
     pub(super) artifacts: ArtifactStore,
+    /// WASI, defined once; every component (at start, promotion, cold lease) links with it.
+    pub(super) linker: wasmtime::component::Linker<Host>,
     pub(super) entries: Vec<Arc<Entry>>,
     pub(super) by_name: HashMap<String, usize>,
     /// Every live instance (idle hot or leased) holds one permit: the pooling allocator fails
@@ -51,7 +53,6 @@ pub(super) struct Inner {
     pub(super) refill: Arc<Notify>,
     pub(super) ticker: Mutex<Option<EpochTicker>>,
     pub(super) background: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    pub(super) rejected: AtomicU64,
     /// Tears dropped leases' instances down off the request path (see `lease.rs`).
     pub(super) reaper: Reaper,
     /// Copied into every lease (computed once, not per lease).

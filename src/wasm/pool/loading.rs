@@ -70,14 +70,15 @@ pub async fn precompile(config: &WasmConfig) -> Result<Vec<PathBuf>, WasmError> 
     }
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let (engine, cache) = engine::build(&config)?;
-        let (artifacts, _) = ArtifactStore::open(config.cache_dir(), cache)?;
+        let engine = engine::build(&config)?;
+        let (artifacts, _) = ArtifactStore::open(config.cache_dir(), &engine);
+        let linker = contract::linker(&engine)?;
         let mut files = Vec::new();
         for source in sources(&config)? {
             let sha = artifact::sha256_hex(&source.wasm);
             let (component, _) = artifacts.load(&engine, &source.name, &source.wasm, &sha)?;
-            contract::link(&engine, &source.name, &component)?;
-            files.extend(artifacts.files_of(&sha));
+            contract::link(&engine, &linker, &source.name, &component)?;
+            files.extend(artifacts.file_of(&sha));
         }
         Ok(files)
     })
@@ -122,9 +123,9 @@ fn read(path: &Path) -> Result<Vec<u8>, WasmError> {
 impl Inner {
     /// Blocking: engine, artifacts, every component validated, tiers placed and filled.
     fn start(config: WasmConfig) -> Result<Inner, WasmError> {
-        let (engine, cache) = engine::build(&config)?;
+        let engine = engine::build(&config)?;
         let ticker = EpochTicker::start(engine.clone(), config.epoch_tick())?;
-        let (artifacts, rejected) = ArtifactStore::open(config.cache_dir(), cache)?;
+        let (artifacts, _) = ArtifactStore::open(config.cache_dir(), &engine);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let settings = CallSettings {
             epoch_tick: config.epoch_tick(),
@@ -132,6 +133,7 @@ impl Inner {
             max_input_bytes: config.max_input_bytes,
         };
         let mut inner = Inner {
+            linker: contract::linker(&engine)?,
             slots: Arc::new(Semaphore::new(config.slots as usize)),
             settings,
             config,
@@ -145,7 +147,6 @@ impl Inner {
             refill: Arc::new(Notify::new()),
             ticker: Mutex::new(Some(ticker)),
             background: Mutex::new(None),
-            rejected: AtomicU64::new(rejected as u64),
             reaper: lease::start_reaper().map_err(WasmError::Ticker)?,
         };
         for source in sources(&inner.config)? {
@@ -162,7 +163,7 @@ impl Inner {
         let sha256 = artifact::sha256_hex(&source.wasm);
         let (component, artifact) = self.artifacts.load(&self.engine, &source.name, &source.wasm, &sha256)?;
         metrics::counter!(m::WASM_ARTIFACTS_TOTAL, "outcome" => artifact.as_str()).increment(1);
-        let pre = contract::link(&self.engine, &source.name, &component)?;
+        let pre = contract::link(&self.engine, &self.linker, &source.name, &component)?;
         let info = contract::check_info(&source.name, &pre, engine::new_store(&self.engine, &self.config))?;
         tracing::info!(extractor = source.name, component = %format!("{} {}", info.name, info.version), artifact = artifact.as_str(), "WASM extractor loaded.");
         let range = component.image_range();
@@ -208,6 +209,6 @@ impl Inner {
         if outcome != ArtifactOutcome::Loaded {
             metrics::counter!(m::WASM_ARTIFACTS_TOTAL, "outcome" => outcome.as_str()).increment(1);
         }
-        Ok((contract::link(&self.engine, &entry.name, &component)?, outcome))
+        Ok((contract::link(&self.engine, &self.linker, &entry.name, &component)?, outcome))
     }
 }

@@ -24,7 +24,7 @@ pub struct WasmPoolStats {
     pub memory_budget_bytes: u64,
     /// Components compiled by this process (0 after a restart with valid artifacts).
     pub compiles: u64,
-    /// Artifact files removed at start or before a load (corrupt, foreign, stale).
+    /// Artifacts refused at start or at a load (corrupt, truncated, foreign, not riptide's own).
     pub artifacts_rejected: u64,
     /// One entry per extractor, by name.
     pub extractors: Vec<ExtractorStats>,
@@ -115,7 +115,7 @@ impl Inner {
             tier_memory_bytes: memory,
             memory_budget_bytes: self.config.memory_budget_bytes,
             compiles: self.artifacts.compiles() as u64,
-            artifacts_rejected: self.rejected.load(Ordering::Relaxed),
+            artifacts_rejected: self.artifacts.refused() as u64,
             extractors,
         }
     }
