@@ -206,6 +206,7 @@ impl Engines {
         url: &Url,
         timeout: Duration,
         wait_for: Option<String>,
+        max_html_bytes: u64,
     ) -> Result<RenderedPage, RenderStageError> {
         let Some(config) = &self.browser_config else { return Err(RenderStageError::Disabled) };
         let pool = self
@@ -220,7 +221,7 @@ impl Engines {
                 Ok::<_, BrowserError>(pool)
             })
             .await?;
-        Ok(pool.render(&RenderRequest { url: url.clone(), timeout, wait_for }).await?)
+        Ok(pool.render(&RenderRequest { url: url.clone(), timeout, wait_for, max_html_bytes }).await?)
     }
 
     /// Closes both pools: browsers are killed with their process trees, WASM threads stop.

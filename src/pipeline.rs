@@ -261,7 +261,8 @@ impl Pipeline {
     }
 
     async fn render(&self, job: &CrawlJob, timings: &mut StageTimings) -> Result<Page, StageError> {
-        let page = self.engines.render(&job.url, job.timeout(), job.wait_for.clone()).await?;
+        let max_html_bytes = self.config.fetch.max_body_bytes as u64;
+        let page = self.engines.render(&job.url, job.timeout(), job.wait_for.clone(), max_html_bytes).await?;
         timings.render_ms = millis(page.elapsed);
         Ok(Page {
             final_url: page.final_url,

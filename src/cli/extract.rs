@@ -140,7 +140,8 @@ async fn fetch_page(config: &Config, url: &url::Url, render: Render) -> anyhow::
     };
     let render_headless = || async {
         let pool = BrowserPool::start(config.browser.clone(), config.allow_private_networks).await?;
-        let rendered = pool.render(&RenderRequest { url: url.clone(), timeout, wait_for: None }).await;
+        let max_html_bytes = config.fetch.max_body_bytes as u64;
+        let rendered = pool.render(&RenderRequest { url: url.clone(), timeout, wait_for: None, max_html_bytes }).await;
         pool.close().await?;
         let page = rendered?;
         anyhow::Ok((page.html, page.final_url.to_string()))
