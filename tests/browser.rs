@@ -18,8 +18,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use riptide::browser::{
-    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, CrashKind, RecycleReason, RenderRequest, RenderedPage,
-    looks_client_rendered,
+    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, BrowserResolver, CrashKind, RecycleReason, RenderRequest,
+    RenderedPage, looks_client_rendered,
 };
 use url::Url;
 
@@ -103,6 +103,12 @@ async fn fixture() -> Fixture {
     }));
     let forbidden = serve(counting.with_state(forbidden_hits.clone())).await;
     let guard_html = guard_page(forbidden);
+    let ws_html = format!(
+        "<!doctype html><html><body><script>\
+const ws = new WebSocket('ws://{forbidden}/socket');\
+const mark = (what) => {{ const d = document.createElement('div'); d.id = 'done'; d.textContent = 'ws=' + what; document.body.appendChild(d); }};\
+ws.onopen = () => mark('open'); ws.onerror = () => mark('error');</script></body></html>"
+    );
     let site = Router::new()
         .route("/static", get(|| async { Html(STATIC_HTML) }))
         .route("/js", get(|| async { Html(JS_HTML) }))
@@ -119,6 +125,7 @@ async fn fixture() -> Fixture {
         .route("/slow.js", get(slow_script))
         .route("/api/data", get(|| async { json(r#"{"title":"Fetched title","body":"Body fetched after load."}"#) }))
         .route("/guard", get(move || async move { Html(guard_html) }))
+        .route("/ws", get(move || async move { Html(ws_html) }))
         .route("/redirect-static", get(|| async { Redirect::temporary("/static") }))
         .route("/redirect-private", get(move || async move { Redirect::temporary(&format!("http://{forbidden}/")) }));
     let addr = serve(site).await;
@@ -628,4 +635,51 @@ async fn a_dom_over_the_cap_is_refused_before_it_crosses_cdp() {
 
 fn error_is_retryable_too_large() -> bool {
     BrowserError::TooLarge { bytes: 2, limit: 1 }.classify().is_retryable()
+}
+
+/// A DNS server that rebinds: `rebind.test` is public for the first lookup, loopback after.
+#[derive(Debug, Default)]
+struct Rebinding {
+    lookups: AtomicUsize,
+}
+
+impl BrowserResolver for Rebinding {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            // Chromium's own background requests (update checks) get no address here.
+            if host != "rebind.test" {
+                return Err(std::io::Error::other("not served by this resolver"));
+            }
+            let first = self.lookups.fetch_add(1, Ordering::SeqCst) == 0;
+            let ip: std::net::IpAddr = if first { [93, 184, 215, 14].into() } else { [127, 0, 0, 1].into() };
+            Ok(vec![SocketAddr::new(ip, port)])
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebinding_names_and_websockets_cannot_reach_loopback() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let resolver = Arc::new(Rebinding::default());
+    let pool = BrowserPool::start_with_resolver(config(&fixture), false, resolver.clone()).await.unwrap();
+
+    // The first lookup (standing in for the worker's own, e.g. its static fetch) is public...
+    let first = resolver.lookup("rebind.test", fixture.forbidden.port()).await.unwrap();
+    assert!(!first[0].ip().is_loopback());
+    // ...the browser's goes to the proxy, which connects only to what it checked.
+    let url = Url::parse(&format!("http://rebind.test:{}/", fixture.forbidden.port())).unwrap();
+    let error = pool.render(&request(url, None)).await.unwrap_err();
+    assert!(matches!(error, BrowserError::Blocked(_)), "{error:?}");
+    // Every later lookup is the proxy's (one per connection Chromium opened; it may retry).
+    assert!(resolver.lookups.load(Ordering::SeqCst) >= 2, "the browser's connection was not looked up by the proxy");
+
+    let page = pool.render(&request(fixture.url("/ws"), Some("#done"))).await.unwrap();
+    assert!(page.html.contains("ws=error"), "{}", page.html);
+    assert_eq!(fixture.forbidden_hits.0.load(Ordering::SeqCst), 0, "the forbidden port was reached");
+    close_and_check(pool).await;
 }

@@ -71,6 +71,9 @@ pub struct BrowserConfig {
     /// Longest the settle rule waits for a quiet DOM, in milliseconds; a page that keeps
     /// mutating is taken as it is then (not an error).
     pub settle_max_ms: u64,
+    /// Time limit of one DNS lookup by the browsers' egress proxy, in milliseconds; a request
+    /// whose lookup runs out is refused (fail closed), and does not hold up other requests.
+    pub lookup_timeout_ms: u64,
     /// Origins (`scheme://host:port`) the request guard lets through even when they are not
     /// public, e.g. one internal site or a test fixture. Everything else non-public stays
     /// blocked unless `allow_private_networks` is set for the whole worker.
@@ -117,6 +120,7 @@ impl Default for BrowserConfig {
             lease_timeout_ms: 30_000,
             settle_quiet_ms: 150,
             settle_max_ms: 3000,
+            lookup_timeout_ms: 5000,
             guard_allow_origins: Vec::new(),
             reap_orphans: true,
             sandbox: SandboxPolicy::Auto,
@@ -160,6 +164,7 @@ impl BrowserConfig {
         check(self.soft_limit_bytes <= self.hard_limit_bytes, "soft_limit_bytes must not exceed hard_limit_bytes");
         check(self.memory_poll_ms >= 10, "memory_poll_ms must be at least 10");
         check(self.cdp_timeout_ms >= 100, "cdp_timeout_ms must be at least 100");
+        check(self.lookup_timeout_ms >= 10, "lookup_timeout_ms must be at least 10");
         check(self.launch_timeout_ms >= 1000, "launch_timeout_ms must be at least 1000");
         check(self.settle_quiet_ms <= self.settle_max_ms, "settle_quiet_ms must not exceed settle_max_ms");
         check(self.extra_args.iter().all(|arg| !arg.starts_with('-')), "extra_args are written without the leading --");

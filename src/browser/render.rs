@@ -18,6 +18,7 @@ use super::config::BrowserConfig;
 use super::error::{BrowserError, CrashKind};
 use super::guard::RequestGuard;
 use super::instance::{Instance, Tab};
+use super::proxy::EgressProxy;
 use super::session::MainDocument;
 
 /// One page to render.
@@ -134,6 +135,7 @@ pub(crate) async fn render(
     tab: &Tab,
     request: &RenderRequest,
     config: &BrowserConfig,
+    proxy: &EgressProxy,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
     let crashed = instance.watch(&tab.session);
@@ -141,7 +143,7 @@ pub(crate) async fn render(
         biased;
         () = crashed.cancelled() => Err(BrowserError::Crashed(CrashKind::Renderer)),
         () = instance.dead().cancelled() => Err(instance.death_error()),
-        result = tokio::time::timeout(request.timeout, navigate_and_capture(instance, tab, request, config, started)) => {
+        result = tokio::time::timeout(request.timeout, navigate_and_capture(tab, request, config, proxy, started)) => {
             result.unwrap_or(Err(BrowserError::Timeout(request.timeout)))
         }
     };
@@ -178,22 +180,27 @@ async fn cause_of_failure(
 }
 
 async fn navigate_and_capture(
-    instance: &Instance,
     tab: &Tab,
     request: &RenderRequest,
     config: &BrowserConfig,
+    proxy: &EgressProxy,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
     let navigate = tab.session.call("Page.navigate", serde_json::json!({ "url": request.url.as_str() }));
     // Navigation is bounded by the job's timeout (the caller's), not by `cdp_timeout_ms`.
     let navigated = navigate.await.map_err(|source| BrowserError::Cdp { call: "Page.navigate", source })?;
     if let Some(error_text) = navigated.get("errorText").and_then(serde_json::Value::as_str) {
-        if let Some(blocked) = instance.blocked_document(tab.session.target()) {
+        // The document (or a redirect of it) the proxy refused: the last URL the main frame
+        // requested names the host.
+        let main = tab.session.main_document();
+        let last = main.url.as_deref().and_then(|url| Url::parse(url).ok()).unwrap_or_else(|| request.url.clone());
+        if let (Some(host), Some(port)) = (last.host_str(), last.port_or_known_default())
+            && let Some(blocked) = proxy.blocked(host, port)
+        {
             return Err(BrowserError::Blocked(blocked));
         }
         // An error status with an empty body: Chromium shows its own error page, but the
         // server did answer, and its status is what the pipeline decides on.
-        let main = tab.session.main_document();
         if let Some(status) = main.status {
             let final_url = main.url.and_then(|url| Url::parse(&url).ok()).unwrap_or_else(|| request.url.clone());
             let elapsed = started.elapsed();
