@@ -184,7 +184,12 @@ async fn pooled(addr: SocketAddr, n: usize, tabs: usize, root: &Path) -> (Figure
         .map(|(url, selector)| {
             let pool = pool.clone();
             async move {
-                let request = RenderRequest { url, timeout: Duration::from_secs(30), wait_for: Some(selector.into()) };
+                let request = RenderRequest {
+                    url,
+                    timeout: Duration::from_secs(30),
+                    wait_for: Some(selector.into()),
+                    max_html_bytes: 10 << 20,
+                };
                 let t = Instant::now();
                 pool.render(&request).await.map(|_| t.elapsed().as_secs_f64() * 1000.0).map_err(|e| e.to_string())
             }

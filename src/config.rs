@@ -248,6 +248,9 @@ impl Config {
         if let Err(error) = self.browser.validate() {
             problems.extend(error.problems.into_iter().map(|problem| format!("browser.{problem}")));
         }
+        if let Some(problem) = crate::browser::isolation_problem(&self.browser) {
+            problems.push(format!("browser: {problem}"));
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 

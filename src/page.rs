@@ -100,6 +100,9 @@ pub struct PageSource {
     fetcher: Fetcher,
     pools: Pools,
     allow_private: bool,
+    /// Largest rendered DOM taken from the browser (`fetch.max_body_bytes`: a rendered page
+    /// has the same cap as a fetched one, measured in the page before it crosses CDP).
+    max_html_bytes: u64,
     /// The "needs a browser" memo (per origin and first path segment) shared by a fleet; `None` without Redis
     /// (`riptide extract`), where `auto` decides from the page alone.
     memo: Option<Store>,
@@ -107,8 +110,9 @@ pub struct PageSource {
 
 impl PageSource {
     /// A page source over the given fetcher and pools.
-    pub fn new(fetcher: Fetcher, pools: Pools, allow_private: bool, memo: Option<Store>) -> Self {
-        PageSource { fetcher, pools, allow_private, memo }
+    pub fn new(fetcher: Fetcher, pools: Pools, config: &crate::config::Config, memo: Option<Store>) -> Self {
+        let max_html_bytes = u64::try_from(config.fetch.max_body_bytes).unwrap_or(u64::MAX);
+        PageSource { fetcher, pools, allow_private: config.allow_private_networks, max_html_bytes, memo }
     }
 
     /// The page as `request.render` asks. Stage times go into `timings`; `cancel` interrupts
@@ -177,9 +181,13 @@ impl PageSource {
         timings: &mut StageTimings,
     ) -> Result<Page, PageError> {
         let budget = deadline.left_for("render")?;
-        let page = self.pools.render(request.url, budget, request.wait_for.clone()).await?;
+        let page = self.pools.render(request.url, budget, request.wait_for.clone(), self.max_html_bytes).await?;
         timings.render_ms = millis(page.elapsed);
-        let status = crate::fetch::check_status(page.status, &page.final_url, None)?;
+        let retry_after = page
+            .status
+            .zip(page.retry_after.as_deref())
+            .and_then(|(status, raw)| crate::fetch::parse_retry_after(status, raw));
+        let status = crate::fetch::check_status(page.status, &page.final_url, retry_after)?;
         Ok(Page { final_url: page.final_url, status, html: page.html, render_used: Render::Headless })
     }
 }

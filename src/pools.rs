@@ -197,6 +197,7 @@ impl Pools {
         url: &Url,
         timeout: Duration,
         wait_for: Option<String>,
+        max_html_bytes: u64,
     ) -> Result<RenderedPage, RenderStageError> {
         let Some(config) = &self.browser_config else { return Err(RenderStageError::Disabled) };
         let pool = self
@@ -211,7 +212,7 @@ impl Pools {
                 Ok::<_, BrowserError>(pool)
             })
             .await?;
-        Ok(pool.render(&RenderRequest { url: url.clone(), timeout, wait_for }).await?)
+        Ok(pool.render(&RenderRequest { url: url.clone(), timeout, wait_for, max_html_bytes }).await?)
     }
 
     /// Closes both pools: browsers are killed with their process trees, WASM threads stop.

@@ -138,7 +138,7 @@ pub async fn run(
     let lifecycle = Lifecycle::new(store.clone(), RetrySchedule::new(&config.retry, topology.retry_tiers.clone()));
     let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
     let pools = Pools::start(&config).await?;
-    let pages = PageSource::new(fetcher, pools.clone(), config.allow_private_networks, Some(store.clone()));
+    let pages = PageSource::new(fetcher, pools.clone(), &config, Some(store.clone()));
     let pipeline = Pipeline::new(config.clone(), pages, pools.clone(), store.clone(), lifecycle.clone());
     let shared = Arc::new(Shared {
         worker_id: worker_id(),
@@ -151,6 +151,8 @@ pub async fn run(
         counters: Counters::default(),
     });
     m::initialize();
+    // The browser pool starts on the first render; its series exist from the start all the same.
+    crate::browser::initialize_metrics();
     let mut sessions = 0u64;
     loop {
         let connection = match connect_patiently(&shared.config.amqp_url, &shared.worker_id, &shutdown).await {

@@ -18,8 +18,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use riptide::browser::{
-    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, CrashKind, RecycleReason, RenderRequest, RenderedPage,
-    looks_client_rendered,
+    BrowserConfig, BrowserError, BrowserEvent, BrowserPool, BrowserResolver, CrashKind, RecycleReason, RenderRequest,
+    RenderedPage, looks_client_rendered,
 };
 use url::Url;
 
@@ -45,6 +45,22 @@ window.addEventListener('load', async () => {\
 const HOG_HTML: &str = "<!doctype html><html><body><p>hog</p><script>\
 window.hog = []; setInterval(() => { const a = new Uint8Array(32 * 1024 * 1024); a.fill(7); window.hog.push(a); }, 40);\
 </script></body></html>";
+
+/// A page that overrides everything a main-world capture would read: the serialiser, the
+/// navigation timing (status), `querySelector` (the `wait_for` check) and `outerHTML`.
+const FORGING_HTML: &str = "<!doctype html><html><head><title>Forger</title><script>\
+Object.defineProperty(Element.prototype, 'outerHTML', { get() { return '<html><body>' + 'FOR' + 'GED</body></html>'; } });\
+window.XMLSerializer = function () { this.serializeToString = () => '<!doctype forged>'; };\
+performance.getEntriesByType = () => [{ responseStatus: 299 }];\
+Document.prototype.querySelector = () => ({});\
+try { Object.defineProperty(window, 'location', { value: { href: 'http://forged.example/' } }); } catch (e) {}\
+</script></head><body><p>Real content of the forging page.</p></body></html>";
+
+/// A page that builds a 120 MiB DOM after load (in a comment: text that would be laid out
+/// takes the renderer over 3 GiB first, and the memory limit, not the cap, would stop it).
+const HUGE_HTML: &str = "<!doctype html><html><body><p>huge</p><script>\
+window.addEventListener('load', () => {\
+  document.body.appendChild(document.createComment('x'.repeat(120 * 1024 * 1024))); });</script></body></html>";
 
 const SLOW_HTML: &str = "<!doctype html><html><body><p>slow</p><script src=\"/slow.js\"></script></body></html>";
 
@@ -87,15 +103,30 @@ async fn fixture() -> Fixture {
     }));
     let forbidden = serve(counting.with_state(forbidden_hits.clone())).await;
     let guard_html = guard_page(forbidden);
+    let ws_html = format!(
+        "<!doctype html><html><body><script>\
+const ws = new WebSocket('ws://{forbidden}/socket');\
+const mark = (what) => {{ const d = document.createElement('div'); d.id = 'done'; d.textContent = 'ws=' + what; document.body.appendChild(d); }};\
+ws.onopen = () => mark('open'); ws.onerror = () => mark('error');</script></body></html>"
+    );
     let site = Router::new()
         .route("/static", get(|| async { Html(STATIC_HTML) }))
         .route("/js", get(|| async { Html(JS_HTML) }))
         .route("/spa", get(|| async { Html(SPA_HTML) }))
         .route("/hog", get(|| async { Html(HOG_HTML) }))
         .route("/slow", get(|| async { Html(SLOW_HTML) }))
+        .route("/forged", get(|| async { Html(FORGING_HTML) }))
+        .route("/huge", get(|| async { Html(HUGE_HTML) }))
+        .route(
+            "/busy",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "120")], Html("<p>busy</p>")) }),
+        )
+        .route("/gone", get(|| async { StatusCode::GONE }))
         .route("/slow.js", get(slow_script))
         .route("/api/data", get(|| async { json(r#"{"title":"Fetched title","body":"Body fetched after load."}"#) }))
         .route("/guard", get(move || async move { Html(guard_html) }))
+        .route("/ws", get(move || async move { Html(ws_html) }))
+        .route("/redirect-static", get(|| async { Redirect::temporary("/static") }))
         .route("/redirect-private", get(move || async move { Redirect::temporary(&format!("http://{forbidden}/")) }));
     let addr = serve(site).await;
     Fixture { addr, forbidden, forbidden_hits }
@@ -142,7 +173,12 @@ fn config(fixture: &Fixture) -> BrowserConfig {
 }
 
 fn request(url: Url, wait_for: Option<&str>) -> RenderRequest {
-    RenderRequest { url, timeout: Duration::from_secs(60), wait_for: wait_for.map(str::to_string) }
+    RenderRequest {
+        url,
+        timeout: Duration::from_secs(60),
+        wait_for: wait_for.map(str::to_string),
+        max_html_bytes: 10 << 20,
+    }
 }
 
 /// PIDs of processes whose command line names the pool's profile root (all of ours do).
@@ -534,5 +570,116 @@ async fn chromium_renders_sandboxed_and_never_as_root() {
     render.abort();
     let page = pool.render(&request(fixture.url("/js"), None)).await.unwrap();
     assert!(page.html.contains("Inserted after load by script."));
+    close_and_check(pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_cannot_forge_the_capture_and_the_status_is_the_servers() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+
+    let page = pool.render(&request(fixture.url("/forged"), None)).await.unwrap();
+    assert!(page.html.contains("Real content of the forging page."), "{}", page.html);
+    assert!(!page.html.contains("FORGED"), "{}", page.html);
+    assert!(page.html.starts_with("<!DOCTYPE html>"), "{}", page.html);
+    assert_eq!(page.status, Some(200));
+    assert_eq!(page.final_url, fixture.url("/forged"));
+    // `querySelector` answers everything in the page's world, not in the capture's.
+    let missing =
+        RenderRequest { timeout: Duration::from_secs(4), ..request(fixture.url("/forged"), Some("#missing")) };
+    let error = pool.render(&missing).await.unwrap_err();
+    assert!(matches!(error, BrowserError::WaitForTimeout { .. }), "{error:?}");
+
+    let busy = pool.render(&request(fixture.url("/busy"), None)).await.unwrap();
+    assert_eq!((busy.status, busy.retry_after.as_deref()), (Some(503), Some("120")));
+    let gone = pool.render(&request(fixture.url("/gone"), None)).await.unwrap();
+    assert_eq!(gone.status, Some(410));
+    let redirected = pool.render(&request(fixture.url("/redirect-static"), None)).await.unwrap();
+    assert_eq!((redirected.status, redirected.final_url.clone()), (Some(200), fixture.url("/static")));
+    close_and_check(pool).await;
+}
+
+/// Peak resident memory of this process, bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dom_over_the_cap_is_refused_before_it_crosses_cdp() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let pool = BrowserPool::start(config(&fixture), false).await.unwrap();
+    let before = peak_rss();
+    let error = pool.render(&request(fixture.url("/huge"), None)).await.unwrap_err();
+    match error {
+        BrowserError::TooLarge { bytes, limit } => {
+            assert!(bytes > 120 << 20, "{bytes}");
+            assert_eq!(limit, 10 << 20);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(!error_is_retryable_too_large());
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < 64 << 20, "this process grew by {grown} bytes: the DOM crossed CDP");
+    // A page under the cap still comes through.
+    pool.render(&request(fixture.url("/static"), None)).await.unwrap();
+    close_and_check(pool).await;
+}
+
+fn error_is_retryable_too_large() -> bool {
+    BrowserError::TooLarge { bytes: 2, limit: 1 }.classify().is_retryable()
+}
+
+/// A DNS server that rebinds: `rebind.test` is public for the first lookup, loopback after.
+#[derive(Debug, Default)]
+struct Rebinding {
+    lookups: AtomicUsize,
+}
+
+impl BrowserResolver for Rebinding {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move {
+            // Chromium's own background requests (update checks) get no address here.
+            if host != "rebind.test" {
+                return Err(std::io::Error::other("not served by this resolver"));
+            }
+            let first = self.lookups.fetch_add(1, Ordering::SeqCst) == 0;
+            let ip: std::net::IpAddr = if first { [93, 184, 215, 14].into() } else { [127, 0, 0, 1].into() };
+            Ok(vec![SocketAddr::new(ip, port)])
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebinding_names_and_websockets_cannot_reach_loopback() {
+    let _serial = SERIAL.lock().await;
+    let fixture = fixture().await;
+    let resolver = Arc::new(Rebinding::default());
+    let pool = BrowserPool::start_with_resolver(config(&fixture), false, resolver.clone()).await.unwrap();
+
+    // The first lookup (standing in for the worker's own, e.g. its static fetch) is public...
+    let first = resolver.lookup("rebind.test", fixture.forbidden.port()).await.unwrap();
+    assert!(!first[0].ip().is_loopback());
+    // ...the browser's goes to the proxy, which connects only to what it checked.
+    let url = Url::parse(&format!("http://rebind.test:{}/", fixture.forbidden.port())).unwrap();
+    let error = pool.render(&request(url, None)).await.unwrap_err();
+    assert!(matches!(error, BrowserError::Blocked(_)), "{error:?}");
+    // Every later lookup is the proxy's (one per connection Chromium opened; it may retry).
+    assert!(resolver.lookups.load(Ordering::SeqCst) >= 2, "the browser's connection was not looked up by the proxy");
+
+    let page = pool.render(&request(fixture.url("/ws"), Some("#done"))).await.unwrap();
+    assert!(page.html.contains("ws=error"), "{}", page.html);
+    assert_eq!(fixture.forbidden_hits.0.load(Ordering::SeqCst), 0, "the forbidden port was reached");
     close_and_check(pool).await;
 }

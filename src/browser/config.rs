@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::sandbox::SandboxPolicy;
-
 /// Where Debian's package puts the real binary (`/usr/bin/chromium` is a shell wrapper that
 /// adds flags from `/etc/chromium.d` and `exec`s this one).
 const DEBIAN_CHROMIUM: &str = "/usr/lib/chromium/chromium";
@@ -71,6 +69,9 @@ pub struct BrowserConfig {
     /// Longest the settle rule waits for a quiet DOM, in milliseconds; a page that keeps
     /// mutating is taken as it is then (not an error).
     pub settle_max_ms: u64,
+    /// Time limit of one DNS lookup by the browsers' egress proxy, in milliseconds; a request
+    /// whose lookup runs out is refused (fail closed), and does not hold up other requests.
+    pub lookup_timeout_ms: u64,
     /// Origins (`scheme://host:port`) the request guard lets through even when they are not
     /// public, e.g. one internal site or a test fixture. Everything else non-public stays
     /// blocked unless `allow_private_networks` is set for the whole worker.
@@ -117,6 +118,7 @@ impl Default for BrowserConfig {
             lease_timeout_ms: 30_000,
             settle_quiet_ms: 150,
             settle_max_ms: 3000,
+            lookup_timeout_ms: 5000,
             guard_allow_origins: Vec::new(),
             reap_orphans: true,
             sandbox: SandboxPolicy::Auto,
@@ -135,6 +137,20 @@ fn default_executable() -> PathBuf {
     } else {
         PathBuf::from(WRAPPER_CHROMIUM)
     }
+}
+
+/// Whether Chromium runs with its sandbox (`browser.sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxPolicy {
+    /// On when this machine can run it (user namespaces or a setuid `chrome-sandbox`), else
+    /// off with a warning naming why; never on as root.
+    #[default]
+    Auto,
+    /// Always on: a pool that cannot run it fails to start instead of running without it.
+    Required,
+    /// Always off (`--no-sandbox`): only for hosts where it cannot work and that accept it.
+    Off,
 }
 
 /// A configuration that cannot work; every problem is listed.
@@ -160,6 +176,7 @@ impl BrowserConfig {
         check(self.soft_limit_bytes <= self.hard_limit_bytes, "soft_limit_bytes must not exceed hard_limit_bytes");
         check(self.memory_poll_ms >= 10, "memory_poll_ms must be at least 10");
         check(self.cdp_timeout_ms >= 100, "cdp_timeout_ms must be at least 100");
+        check(self.lookup_timeout_ms >= 10, "lookup_timeout_ms must be at least 10");
         check(self.launch_timeout_ms >= 1000, "launch_timeout_ms must be at least 1000");
         check(self.settle_quiet_ms <= self.settle_max_ms, "settle_quiet_ms must not exceed settle_max_ms");
         check(self.extra_args.iter().all(|arg| !arg.starts_with('-')), "extra_args are written without the leading --");
@@ -167,9 +184,6 @@ impl BrowserConfig {
             !self.extra_args.iter().any(|arg| arg == "no-sandbox"),
             "extra_args must not hold no-sandbox: set sandbox = \"off\"",
         );
-        if let Err(error) = super::sandbox::decide(self) {
-            check(false, &error.to_string());
-        }
         for origin in &self.guard_allow_origins {
             check(url::Url::parse(origin).is_ok(), &format!("guard_allow_origins: {origin:?} is not a URL"));
         }

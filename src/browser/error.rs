@@ -96,6 +96,15 @@ pub enum BrowserError {
     /// Only http and https pages are rendered (never `file:`, `chrome:`, ...).
     #[error("scheme {0:?} cannot be rendered")]
     UnsupportedScheme(String),
+    /// The rendered DOM is larger than the request's `max_html_bytes` (measured in the page;
+    /// it never crossed CDP).
+    #[error("rendered HTML is {bytes} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// Its size in UTF-8 bytes (at least this much).
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The browser or the tab's renderer crashed during the job.
     #[error("{} crashed during the render", .0.as_str())]
     Crashed(CrashKind),
@@ -133,6 +142,7 @@ impl BrowserError {
                 Failure::permanent(FailureReason::InvalidJob, message)
             }
             BrowserError::Config(_) => Failure::permanent(FailureReason::Unsupported, message),
+            BrowserError::TooLarge { .. } => Failure::permanent(FailureReason::BodyTooLarge, message),
             BrowserError::Timeout(_) | BrowserError::WaitForTimeout { .. } => {
                 Failure::retryable(FailureReason::Timeout, message)
             }

@@ -1,11 +1,11 @@
 //! The request guard inside the browser: which requests a rendered page may make.
 //!
-//! It owns the per-request verdict (non-public addresses, by the same rule as static fetch,
-//! `crate::fetch::guard::is_non_public`; optional image/font/media blocking). It must not
-//! speak CDP: `instance.rs` pauses each request (`Fetch.requestPaused`) and applies the verdict.
-//!
-//! Known limit: a hostname is resolved here and again by Chromium, so a DNS answer that
-//! changes in between (rebinding) is not caught; literal IPs and `localhost` always are.
+//! It owns the rules: the check of a page's own URL before it is leased a tab (scheme, literal
+//! non-public hosts, by the same rule as static fetch, `crate::fetch::guard::is_non_public`),
+//! the allowed origins, and optional image/font/media blocking. It must not speak CDP:
+//! `instance.rs` pauses requests (`Fetch.requestPaused`) only to skip blocked resource types.
+//! Addresses of everything a page loads are checked where the connection is made, in the
+//! egress proxy (`proxy.rs`), which resolves each name once and connects to what it checked.
 
 use std::net::IpAddr;
 
@@ -34,10 +34,8 @@ pub(crate) enum Resource {
 /// The verdict on one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Let it through.
+    /// Let it through (to the egress proxy).
     Allow,
-    /// Refuse it: the address is not public.
-    Blocked(BlockedAddress),
     /// Refuse it: its resource type is blocked for speed.
     Skipped,
 }
@@ -70,25 +68,30 @@ impl RequestGuard {
         }
     }
 
-    /// Whether requests must be paused at all; when not, the browser runs without the
-    /// interceptor (one round trip less per request).
+    /// Whether requests must be paused at all: only to skip blocked resource types (addresses
+    /// are the proxy's).
     pub(crate) fn intercepts(&self) -> bool {
-        !self.allow_private || self.block_images || self.block_fonts || self.block_media
+        self.block_images || self.block_fonts || self.block_media
     }
 
-    /// The verdict on a request for `url`, resolving its hostname when needed.
-    pub(crate) async fn check(&self, url: &str, resource: Resource) -> Verdict {
-        if self.skips(resource) {
-            return Verdict::Skipped;
-        }
-        let Ok(url) = Url::parse(url) else {
-            return Verdict::Allow; // Chromium parsed it; a URL we cannot parse has no network host.
-        };
-        match self.check_address(&url) {
-            Some(Ok(())) => Verdict::Allow,
-            Some(Err(blocked)) => Verdict::Blocked(blocked),
-            None => self.check_resolved(&url).await,
-        }
+    /// The verdict on a request of type `resource`.
+    pub(crate) fn check(&self, resource: Resource) -> Verdict {
+        if self.skips(resource) { Verdict::Skipped } else { Verdict::Allow }
+    }
+
+    /// What the egress proxy lets through: everything with `allow_private`, else public
+    /// addresses and the allowed origins' hosts and ports.
+    pub(crate) fn egress_rules(&self, lookup_timeout: std::time::Duration) -> super::proxy::EgressRules {
+        let allow = self
+            .allow_origins
+            .iter()
+            .filter_map(|origin| match origin {
+                url::Origin::Tuple(_, host, port) => Some((host.to_string(), *port)),
+                url::Origin::Opaque(_) => None,
+            })
+            .map(|(host, port)| (host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
+            .collect();
+        super::proxy::EgressRules { allow_private: self.allow_private, allow, lookup_timeout }
     }
 
     fn skips(&self, resource: Resource) -> bool {
@@ -119,23 +122,6 @@ impl RequestGuard {
             Host::Domain(_) => return None,
         };
         Some(if is_non_public(ip) { Err(blocked(url, ip)) } else { Ok(()) })
-    }
-
-    /// Resolves the hostname and refuses the request if any address is not public (Chromium
-    /// may connect to any of them). A failed lookup is let through: Chromium fails it too.
-    async fn check_resolved(&self, url: &Url) -> Verdict {
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            return Verdict::Allow;
-        };
-        let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
-            return Verdict::Allow;
-        };
-        for addr in addrs {
-            if is_non_public(addr.ip()) {
-                return Verdict::Blocked(blocked(url, addr.ip()));
-            }
-        }
-        Verdict::Allow
     }
 }
 
@@ -189,10 +175,16 @@ mod tests {
         assert_eq!(verdict(&guard(true, &[]), "http://127.0.0.1/"), Some(true));
     }
 
-    #[tokio::test]
-    async fn blocked_types_are_skipped_before_any_address_check() {
+    #[test]
+    fn blocked_types_are_skipped() {
         let guard = guard(true, &[]);
-        assert_eq!(guard.check("http://127.0.0.1/a.png", Resource::Image).await, Verdict::Skipped);
-        assert_eq!(guard.check("http://127.0.0.1/a.woff", Resource::Font).await, Verdict::Allow);
+        assert_eq!(guard.check(Resource::Image), Verdict::Skipped);
+        assert_eq!(guard.check(Resource::Font), Verdict::Allow);
+    }
+
+    #[test]
+    fn allowed_origins_become_egress_hosts_and_ports() {
+        let rules = guard(false, &["http://127.0.0.1:8080", "https://[::1]"]).egress_rules(Default::default());
+        assert_eq!(rules.allow, vec![("127.0.0.1".to_owned(), 8080), ("::1".to_owned(), 443)]);
     }
 }

@@ -27,8 +27,6 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::fetch::guard::BlockedAddress;
-
 use super::config::BrowserConfig;
 use super::error::{BrowserError, CrashKind};
 use super::guard::{RequestGuard, Resource, Verdict};
@@ -81,8 +79,6 @@ struct Shared {
     leased: Mutex<HashMap<TargetId, (CancellationToken, Arc<Session>)>>,
     /// Answers and events of every tab's session.
     router: Arc<Router>,
-    /// Main-frame requests the guard refused, by frame id (= target id for a tab).
-    blocked: Mutex<HashMap<String, BlockedAddress>>,
     /// Set when any renderer of this browser crashed: the pool drains it.
     renderer_crashed: AtomicBool,
     /// Why it died, set once by whoever noticed first.
@@ -93,21 +89,6 @@ impl Shared {
     fn set_death(&self, death: Death) {
         lock(&self.death).get_or_insert(death);
     }
-
-    /// Remembers a refused document for the render to report, only for the main frame of a
-    /// leased tab (frame id = target id): `forget` removes exactly those, so the map never
-    /// grows. Iframes and tabs not leased (warm, closing) are not recorded: nobody would read
-    /// or remove their entries.
-    fn record_blocked(&self, frame: &str, blocked: BlockedAddress) {
-        if is_leased_main_frame(&lock(&self.leased), frame) {
-            lock(&self.blocked).insert(frame.to_string(), blocked);
-        }
-    }
-}
-
-/// Whether `frame` is the main frame of a leased tab (a tab's main frame id is its target id).
-fn is_leased_main_frame<V>(leased: &HashMap<TargetId, V>, frame: &str) -> bool {
-    leased.contains_key(&TargetId::new(frame))
 }
 
 /// One running Chromium.
@@ -234,12 +215,8 @@ impl Instance {
         };
         let enable = FetchEnableParams { patterns: Some(vec![pattern]), handle_auth_requests: None };
         self.cdp("Fetch.enable", self.browser.execute(enable)).await?;
-        let interceptor = Interceptor {
-            browser: self.browser.clone(),
-            guard: guard.clone(),
-            shared: self.shared.clone(),
-            timeout: self.cdp_timeout,
-        };
+        let interceptor =
+            Interceptor { browser: self.browser.clone(), guard: guard.clone(), timeout: self.cdp_timeout };
         let dead = self.dead.clone();
         self.tasks.spawn(async move {
             tokio::select! {
@@ -359,19 +336,12 @@ impl Instance {
     pub(crate) fn watch(&self, session: &Arc<Session>) -> CancellationToken {
         let token = session.crashed().child_token();
         lock(&self.shared.leased).insert(session.target().clone(), (token.clone(), session.clone()));
-        lock(&self.shared.blocked).remove(session.target().as_ref());
         token
     }
 
     /// Stops watching a tab.
     pub(crate) fn forget(&self, target: &TargetId) {
         lock(&self.shared.leased).remove(target);
-        lock(&self.shared.blocked).remove(target.as_ref());
-    }
-
-    /// The address the guard refused for this tab's main document, if any.
-    pub(crate) fn blocked_document(&self, target: &TargetId) -> Option<BlockedAddress> {
-        lock(&self.shared.blocked).get(target.as_ref()).cloned()
     }
 
     /// JS heap in use summed over the leased tabs, bytes (tabs that do not answer in time
@@ -517,12 +487,11 @@ async fn route_messages(
     .await;
 }
 
-/// Applies the [`RequestGuard`] to each paused request.
+/// Applies the [`RequestGuard`]'s resource-type rules to each paused request.
 #[derive(Debug)]
 struct Interceptor {
     browser: Arc<Browser>,
     guard: Arc<RequestGuard>,
-    shared: Arc<Shared>,
     timeout: Duration,
 }
 
@@ -535,18 +504,10 @@ impl Interceptor {
             ResourceType::Media => Resource::Media,
             _ => Resource::Other,
         };
-        let verdict = self.guard.check(&event.request.url, resource).await;
         let id = event.request_id.clone();
-        let reason = match verdict {
+        let reason = match self.guard.check(resource) {
             Verdict::Allow => None,
             Verdict::Skipped => Some(ErrorReason::BlockedByClient),
-            Verdict::Blocked(blocked) => {
-                tracing::debug!(url = %event.request.url, addr = %blocked.addr, "Browser request blocked.");
-                if resource == Resource::Document {
-                    self.shared.record_blocked(event.frame_id.as_ref(), blocked);
-                }
-                Some(ErrorReason::AddressUnreachable)
-            }
         };
         // A tab closed meanwhile makes the answer fail; a paused request of a dead tab needs
         // no answer, so errors and timeouts are dropped here.
@@ -560,21 +521,5 @@ impl Interceptor {
                     .map(drop)
             }
         };
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_main_frames_of_leased_tabs_are_remembered_as_blocked() {
-        let shared = Shared::default();
-        let blocked = BlockedAddress { host: "h".into(), addr: [127, 0, 0, 1].into() };
-        shared.record_blocked("IFRAME-1", blocked);
-        assert!(lock(&shared.blocked).is_empty(), "an iframe id would never be forgotten");
-        let leased: HashMap<TargetId, ()> = [(TargetId::new("TAB"), ())].into();
-        assert!(is_leased_main_frame(&leased, "TAB"));
-        assert!(!is_leased_main_frame(&leased, "IFRAME-1"));
     }
 }

@@ -25,6 +25,7 @@ use super::instance::{Death, Instance, Tab};
 use super::lock::lock;
 use super::memory;
 use super::process;
+use super::proxy::{BrowserResolver, EgressProxy, SystemResolver};
 use super::render::{self, RenderRequest, RenderedPage};
 
 /// Events buffered for slow subscribers; a subscriber that lags loses the oldest.
@@ -45,6 +46,8 @@ pub struct BrowserPool {
 struct Inner {
     config: Arc<BrowserConfig>,
     guard: Arc<RequestGuard>,
+    /// Every browser connection goes through it (`proxy.rs`).
+    proxy: EgressProxy,
     profile_root: PathBuf,
     /// Whether `profile_root` was made by the pool (then `close` removes it).
     owns_profile_root: bool,
@@ -121,6 +124,16 @@ impl BrowserPool {
     /// Validates `config`, launches `min_browsers` and starts the background loops.
     /// `allow_private_networks` lets pages reach loopback and private addresses (tests).
     pub async fn start(config: BrowserConfig, allow_private_networks: bool) -> Result<Self, BrowserError> {
+        Self::start_with_resolver(config, allow_private_networks, Arc::new(SystemResolver)).await
+    }
+
+    /// [`Self::start`] with the resolver the egress proxy asks for every address the browsers
+    /// connect to (tests answer as a rebinding DNS server would).
+    pub async fn start_with_resolver(
+        config: BrowserConfig,
+        allow_private_networks: bool,
+        resolver: Arc<dyn BrowserResolver>,
+    ) -> Result<Self, BrowserError> {
         config.validate()?;
         super::events::initialize_metrics();
         if config.reap_orphans
@@ -147,7 +160,12 @@ impl BrowserPool {
         let short = uuid::Uuid::new_v4().simple().to_string();
         let tmp_name = format!("{}{}", process::owner_tag(), short.get(..8).unwrap_or(&short));
         let tmp_dir = std::env::temp_dir().join(tmp_name);
-        let launcher = process::Launcher::start(isolation, tmp_dir)
+        let guard = Arc::new(RequestGuard::new(&config, allow_private_networks));
+        let rules = guard.egress_rules(Duration::from_millis(config.lookup_timeout_ms));
+        let proxy = EgressProxy::start(rules, resolver)
+            .await
+            .map_err(|source| BrowserError::Launch { executable: "egress proxy".into(), source })?;
+        let launcher = process::Launcher::start(isolation, tmp_dir, proxy.addr())
             .map_err(|source| BrowserError::Launch { executable: config.executable.display().to_string(), source })?;
         let (profile_root, owns_profile_root) = match &config.profile_root {
             Some(root) => (root.clone(), false),
@@ -163,7 +181,8 @@ impl BrowserPool {
         }
         let slots = (0..config.max_browsers).map(|_| Slot::Empty).collect();
         let inner = Arc::new(Inner {
-            guard: Arc::new(RequestGuard::new(&config, allow_private_networks)),
+            guard,
+            proxy,
             config: Arc::new(config),
             profile_root,
             owns_profile_root,
@@ -239,7 +258,7 @@ impl Inner {
         let request = RenderRequest { timeout: remaining, ..request.clone() };
         lease.tab = Some(tab);
         let result = match lease.tab.as_ref() {
-            Some(tab) => render::render(&lease.instance, tab, &request, &self.config, started).await,
+            Some(tab) => render::render(&lease.instance, tab, &request, &self.config, &self.proxy, started).await,
             None => Err(BrowserError::Closed),
         };
         lease.account(&result);
@@ -718,6 +737,7 @@ impl Inner {
         if tokio::time::timeout(CLOSE_WAIT, self.tasks.wait()).await.is_err() {
             tracing::warn!("Browser pool tasks still running after close.");
         }
+        self.proxy.close().await;
         // A scan of every process: off the async threads.
         let _ = tokio::task::spawn_blocking(|| process::sweep_zombies(&HashSet::new())).await;
         match tokio::fs::remove_dir_all(self.launcher.tmp_dir()).await {

@@ -95,6 +95,8 @@ pub(crate) struct Launcher {
     setpriv: Option<&'static str>,
     /// Who the browsers run as and whether their sandbox is on (`sandbox.rs`).
     isolation: Isolation,
+    /// The egress proxy every browser must use (`proxy.rs`).
+    proxy: std::net::SocketAddr,
     /// The browsers' temp directory, owned by their user. Short on purpose: Chromium puts a
     /// UNIX socket in it, and a socket path over 107 bytes kills the browser at start.
     tmp_dir: std::path::PathBuf,
@@ -109,7 +111,11 @@ const SPAWN_QUEUE: usize = 4;
 impl Launcher {
     /// Starts the launcher thread, bound to the current tokio runtime (whose driver reaps the
     /// children).
-    pub(crate) fn start(isolation: Isolation, tmp_dir: std::path::PathBuf) -> std::io::Result<Launcher> {
+    pub(crate) fn start(
+        isolation: Isolation,
+        tmp_dir: std::path::PathBuf,
+        proxy: std::net::SocketAddr,
+    ) -> std::io::Result<Launcher> {
         std::fs::create_dir_all(&tmp_dir)?;
         if let Some(user) = &isolation.run_as {
             std::os::unix::fs::chown(&tmp_dir, Some(user.uid), Some(user.gid))?;
@@ -130,7 +136,7 @@ impl Launcher {
                 "setpriv (util-linux) not found: browsers are not killed with this process; leftovers are reaped at the next start."
             );
         }
-        Ok(Launcher { requests, setpriv, isolation, tmp_dir })
+        Ok(Launcher { requests, setpriv, isolation, proxy, tmp_dir })
     }
 
     /// The browsers' temp directory (removed by the pool's `close`).
@@ -235,6 +241,12 @@ pub(crate) async fn launch(
     if !launcher.isolation.sandbox {
         command.arg("--no-sandbox");
     }
+    // Everything through the egress proxy, loopback included (Chromium bypasses the proxy for
+    // loopback unless told `<-loopback>`), and no UDP around it (WebRTC).
+    command
+        .arg(format!("--proxy-server=http://{}", launcher.proxy))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .arg("--force-webrtc-ip-handling-policy=disable_non_proxied_udp");
     command
         .args(BASE_ARGS.iter().map(|arg| format!("--{arg}")))
         .args(config.extra_args.iter().map(|arg| format!("--{arg}")))

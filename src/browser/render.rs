@@ -2,6 +2,12 @@
 //!
 //! It owns the render request and result types and the in-page script. It must not lease,
 //! recycle or kill (`pool.rs` does) nor extract anything: the HTML goes back to the pipeline.
+//!
+//! Nothing the page's own scripts can touch decides the result: the capture script runs in an
+//! isolated world (its own `document`, `XMLSerializer`, `performance`, prototypes: a page that
+//! overrides them changes only its own world), the status and `Retry-After` come from the
+//! network events of the main document (`session.rs`), and the final URL from the navigation
+//! history.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +18,8 @@ use super::config::BrowserConfig;
 use super::error::{BrowserError, CrashKind};
 use super::guard::RequestGuard;
 use super::instance::{Instance, Tab};
+use super::proxy::EgressProxy;
+use super::session::MainDocument;
 
 /// One page to render.
 #[derive(Debug, Clone)]
@@ -23,6 +31,10 @@ pub struct RenderRequest {
     /// CSS selector that must match before the DOM is taken; without it the settle rule
     /// (`settle_quiet_ms` of unchanged DOM after `load`) decides.
     pub wait_for: Option<String>,
+    /// Largest serialised DOM taken, in UTF-8 bytes (the worker passes `fetch.max_body_bytes`).
+    /// Measured in the page: a larger DOM fails with [`BrowserError::TooLarge`] and never
+    /// crosses CDP into this process.
+    pub max_html_bytes: u64,
 }
 
 /// A rendered page.
@@ -30,8 +42,12 @@ pub struct RenderRequest {
 pub struct RenderedPage {
     /// Where the tab ended up (after redirects and client-side navigation).
     pub final_url: Url,
-    /// HTTP status of the main document, when the browser reports one.
+    /// HTTP status of the main document's response (after redirects), from the network
+    /// events; `None` only when no response was seen (e.g. a page served from a
+    /// service worker or a `data:` URL).
     pub status: Option<u16>,
+    /// The main document's `Retry-After` header, verbatim, when it sent one.
+    pub retry_after: Option<String>,
     /// The serialised DOM (doctype + `documentElement.outerHTML`).
     pub html: String,
     /// Time from the lease to the captured DOM.
@@ -45,9 +61,13 @@ const CAUSE_GRACE: Duration = Duration::from_millis(300);
 /// Times the capture script is retried when a client-side navigation destroys its context.
 const CONTEXT_RETRIES: usize = 3;
 
-/// Waits for `load`, then for the selector (polling) or a quiet DOM, then returns the DOM.
-/// Arguments: selector or null, quiet ms, settle max ms, selector wait ms.
-const CAPTURE_SCRIPT: &str = r#"(async (sel, quietMs, maxMs, waitMs) => {
+/// Name of the isolated world the capture script runs in.
+const WORLD: &str = "riptide-capture";
+
+/// Waits for `load`, then for the selector (polling) or a quiet DOM, then returns the DOM,
+/// or only its size when that is over the cap. Arguments: selector or null, quiet ms, settle
+/// max ms, selector wait ms, largest DOM in UTF-8 bytes or null.
+const CAPTURE_SCRIPT: &str = r#"(async (sel, quietMs, maxMs, waitMs, maxBytes) => {
   if (document.readyState !== 'complete') {
     await new Promise(r => window.addEventListener('load', r, { once: true }));
   }
@@ -75,14 +95,15 @@ const CAPTURE_SCRIPT: &str = r#"(async (sel, quietMs, maxMs, waitMs) => {
       quiet = setTimeout(done, quietMs);
     });
   }
-  const nav = performance.getEntriesByType('navigation')[0];
   const doctype = document.doctype ? new XMLSerializer().serializeToString(document.doctype) : '';
-  return {
-    found,
-    url: location.href,
-    status: nav && nav.responseStatus ? nav.responseStatus : null,
-    html: doctype + (document.documentElement ? document.documentElement.outerHTML : ''),
-  };
+  const html = doctype + (document.documentElement ? document.documentElement.outerHTML : '');
+  if (maxBytes !== null) {
+    // UTF-16 length <= UTF-8 bytes <= 3 x UTF-16 length: count exactly only in between.
+    let bytes = html.length;
+    if (bytes <= maxBytes && bytes * 3 > maxBytes) bytes = new Blob([html]).size;
+    if (bytes > maxBytes) return { found, too_large: bytes };
+  }
+  return { found, html };
 })"#;
 
 /// What the capture script returns.
@@ -91,8 +112,8 @@ struct Captured {
     #[serde(default)]
     bad_selector: bool,
     found: Option<bool>,
-    url: Option<String>,
-    status: Option<u16>,
+    /// Set instead of `html` when the DOM is over the cap: its size, in bytes (at least).
+    too_large: Option<u64>,
     html: Option<String>,
 }
 
@@ -114,6 +135,7 @@ pub(crate) async fn render(
     tab: &Tab,
     request: &RenderRequest,
     config: &BrowserConfig,
+    proxy: &EgressProxy,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
     let crashed = instance.watch(&tab.session);
@@ -121,7 +143,7 @@ pub(crate) async fn render(
         biased;
         () = crashed.cancelled() => Err(BrowserError::Crashed(CrashKind::Renderer)),
         () = instance.dead().cancelled() => Err(instance.death_error()),
-        result = tokio::time::timeout(request.timeout, navigate_and_capture(instance, tab, request, config, started)) => {
+        result = tokio::time::timeout(request.timeout, navigate_and_capture(tab, request, config, proxy, started)) => {
             result.unwrap_or(Err(BrowserError::Timeout(request.timeout)))
         }
     };
@@ -158,26 +180,56 @@ async fn cause_of_failure(
 }
 
 async fn navigate_and_capture(
-    instance: &Instance,
     tab: &Tab,
     request: &RenderRequest,
     config: &BrowserConfig,
+    proxy: &EgressProxy,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
     let navigate = tab.session.call("Page.navigate", serde_json::json!({ "url": request.url.as_str() }));
     // Navigation is bounded by the job's timeout (the caller's), not by `cdp_timeout_ms`.
     let navigated = navigate.await.map_err(|source| BrowserError::Cdp { call: "Page.navigate", source })?;
     if let Some(error_text) = navigated.get("errorText").and_then(serde_json::Value::as_str) {
-        if let Some(blocked) = instance.blocked_document(tab.session.target()) {
+        // The document (or a redirect of it) the proxy refused: the last URL the main frame
+        // requested names the host.
+        let main = tab.session.main_document();
+        let last = main.url.as_deref().and_then(|url| Url::parse(url).ok()).unwrap_or_else(|| request.url.clone());
+        if let (Some(host), Some(port)) = (last.host_str(), last.port_or_known_default())
+            && let Some(blocked) = proxy.blocked(host, port)
+        {
             return Err(BrowserError::Blocked(blocked));
+        }
+        // An error status with an empty body: Chromium shows its own error page, but the
+        // server did answer, and its status is what the pipeline decides on.
+        if let Some(status) = main.status {
+            let final_url = main.url.and_then(|url| Url::parse(&url).ok()).unwrap_or_else(|| request.url.clone());
+            let elapsed = started.elapsed();
+            return Ok(RenderedPage {
+                final_url,
+                status: Some(status),
+                retry_after: main.retry_after,
+                html: String::new(),
+                elapsed,
+            });
         }
         return Err(BrowserError::Navigation { url: request.url.to_string(), error_text: error_text.to_owned() });
     }
     let captured = capture(tab, request, config, started).await?;
-    finish(captured, request, started)
+    let final_url = final_url(tab).await;
+    finish(captured, final_url, tab.session.main_document(), request, started)
 }
 
-/// Runs the capture script, again if a client-side navigation destroyed its context.
+/// The URL of the tab's current history entry (after redirects and client-side navigation),
+/// from the browser, not from page script.
+async fn final_url(tab: &Tab) -> Option<Url> {
+    let history = tab.session.call("Page.getNavigationHistory", serde_json::json!({})).await.ok()?;
+    let index = usize::try_from(history.get("currentIndex")?.as_u64()?).ok()?;
+    let url = history.get("entries")?.get(index)?.get("url")?.as_str()?;
+    Url::parse(url).ok()
+}
+
+/// Runs the capture script in a fresh isolated world of the main frame, again if a
+/// client-side navigation destroyed it.
 async fn capture(
     tab: &Tab,
     request: &RenderRequest,
@@ -187,9 +239,8 @@ async fn capture(
     let mut attempt = 0;
     loop {
         let wait = request.timeout.saturating_sub(started.elapsed()).saturating_sub(SCRIPT_MARGIN);
-        let expression = capture_expression(request.wait_for.as_deref(), config, wait);
-        let params = serde_json::json!({ "expression": expression, "awaitPromise": true, "returnByValue": true });
-        match tab.session.call("Runtime.evaluate", params).await.and_then(captured) {
+        let expression = capture_script(request.wait_for.as_deref(), config, wait, Some(request.max_html_bytes));
+        match evaluate_isolated(tab, expression).await {
             Ok(captured) => return Ok(captured),
             Err(_) if attempt < CONTEXT_RETRIES => {
                 attempt += 1;
@@ -198,6 +249,20 @@ async fn capture(
             Err(source) => return Err(BrowserError::Cdp { call: "Runtime.evaluate", source }),
         }
     }
+}
+
+/// Evaluates `expression` in a new isolated world of the tab's main frame.
+async fn evaluate_isolated(tab: &Tab, expression: String) -> Result<Captured, chromiumoxide::error::CdpError> {
+    let frame = tab.session.target().as_ref();
+    let world = serde_json::json!({ "frameId": frame, "worldName": WORLD, "grantUniveralAccess": false });
+    let created = tab.session.call("Page.createIsolatedWorld", world).await?;
+    let context = created.get("executionContextId").and_then(serde_json::Value::as_i64).ok_or_else(|| {
+        chromiumoxide::error::CdpError::ChromeMessage("Page.createIsolatedWorld: no executionContextId".into())
+    })?;
+    let params = serde_json::json!({
+        "expression": expression, "contextId": context, "awaitPromise": true, "returnByValue": true
+    });
+    tab.session.call("Runtime.evaluate", params).await.and_then(captured)
 }
 
 /// The capture script's value out of a `Runtime.evaluate` answer; a thrown exception (such as
@@ -212,20 +277,31 @@ fn captured(mut answer: serde_json::Value) -> Result<Captured, chromiumoxide::er
 }
 
 /// The in-page expression that waits for `load`, then for `wait_for` (at most `wait`) or the
-/// settle rule, and returns `{found, url, status, html}`. Public only for the benchmark, which
+/// settle rule, and returns `{found, html}` (no size cap). Public only for the benchmark, which
 /// drives bare tabs with exactly the pool's wait so the strategies compare like for like.
 #[doc(hidden)]
 pub fn capture_expression(wait_for: Option<&str>, config: &BrowserConfig, wait: Duration) -> String {
+    capture_script(wait_for, config, wait, None)
+}
+
+fn capture_script(wait_for: Option<&str>, config: &BrowserConfig, wait: Duration, max_bytes: Option<u64>) -> String {
     format!(
-        "{CAPTURE_SCRIPT}({}, {}, {}, {})",
+        "{CAPTURE_SCRIPT}({}, {}, {}, {}, {})",
         serde_json::Value::from(wait_for),
         config.settle_quiet_ms,
         config.settle_max_ms,
-        wait.as_millis()
+        wait.as_millis(),
+        serde_json::Value::from(max_bytes)
     )
 }
 
-fn finish(captured: Captured, request: &RenderRequest, started: Instant) -> Result<RenderedPage, BrowserError> {
+fn finish(
+    captured: Captured,
+    final_url: Option<Url>,
+    main: MainDocument,
+    request: &RenderRequest,
+    started: Instant,
+) -> Result<RenderedPage, BrowserError> {
     let selector = || request.wait_for.clone().unwrap_or_default();
     if captured.bad_selector {
         return Err(BrowserError::BadSelector(selector()));
@@ -233,10 +309,13 @@ fn finish(captured: Captured, request: &RenderRequest, started: Instant) -> Resu
     if captured.found == Some(false) {
         return Err(BrowserError::WaitForTimeout { selector: selector(), after: started.elapsed() });
     }
-    let final_url = captured.url.as_deref().and_then(|url| Url::parse(url).ok()).unwrap_or_else(|| request.url.clone());
+    if let Some(bytes) = captured.too_large {
+        return Err(BrowserError::TooLarge { bytes, limit: request.max_html_bytes });
+    }
     Ok(RenderedPage {
-        final_url,
-        status: captured.status,
+        final_url: final_url.unwrap_or_else(|| request.url.clone()),
+        status: main.status,
+        retry_after: main.retry_after,
         html: captured.html.unwrap_or_default(),
         elapsed: started.elapsed(),
     })

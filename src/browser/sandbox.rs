@@ -12,23 +12,7 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use super::config::BrowserConfig;
-
-/// Whether Chromium runs with its sandbox (`browser.sandbox`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxPolicy {
-    /// On when this machine can run it (user namespaces or a setuid `chrome-sandbox`), else
-    /// off with a warning naming why; never on as root.
-    #[default]
-    Auto,
-    /// Always on: a pool that cannot run it fails to start instead of running without it.
-    Required,
-    /// Always off (`--no-sandbox`): only for hosts where it cannot work and that accept it.
-    Off,
-}
+use super::config::{BrowserConfig, SandboxPolicy};
 
 /// The user Chromium runs as when it is not this process's user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +61,12 @@ pub(crate) enum IsolationError {
 }
 
 /// Decides who Chromium runs as and whether its sandbox is on.
+/// Whether `config`'s sandbox policy and `run_as` can work on this machine, as a problem to
+/// report at start (before any job), or `None`.
+pub fn isolation_problem(config: &BrowserConfig) -> Option<String> {
+    decide(config).err().map(|error| error.to_string())
+}
+
 pub(crate) fn decide(config: &BrowserConfig) -> Result<Isolation, IsolationError> {
     let root = rustix::process::geteuid().is_root();
     let run_as = match (&config.run_as, root) {

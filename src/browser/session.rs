@@ -55,6 +55,53 @@ struct Route {
     target: TargetId,
     pending: HashMap<u64, oneshot::Sender<Answer>>,
     crashed: CancellationToken,
+    /// The tab's main document as the network saw it.
+    main: MainDocument,
+}
+
+/// The tab's main document, from the `Network` events of its main frame (frame id = target
+/// id): what the server answered, which page script cannot change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MainDocument {
+    /// The URL last requested for it (the end of the redirect chain so far).
+    pub url: Option<String>,
+    /// The HTTP status of its response, once received.
+    pub status: Option<u16>,
+    /// Its `Retry-After` header, verbatim.
+    pub retry_after: Option<String>,
+}
+
+impl MainDocument {
+    /// Applies one tab event; anything but the main frame's document requests is ignored.
+    fn observe(&mut self, target: &TargetId, method: &str, params: &Value) {
+        let is_main_document = params.get("type").and_then(Value::as_str) == Some("Document")
+            && params.get("frameId").and_then(Value::as_str) == Some(target.as_ref());
+        if !is_main_document {
+            return;
+        }
+        match method {
+            "Network.requestWillBeSent" => {
+                let url = params.pointer("/request/url").and_then(Value::as_str);
+                *self = MainDocument { url: url.map(str::to_owned), status: None, retry_after: None };
+            }
+            "Network.responseReceived" => {
+                let response = params.get("response");
+                let status = response.and_then(|r| r.get("status")).and_then(Value::as_f64);
+                self.status = status.and_then(|s| u16::try_from(s as i64).ok());
+                let headers = response.and_then(|r| r.get("headers")).and_then(Value::as_object);
+                self.retry_after = headers.and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+                        .and_then(|(_, value)| value.as_str().map(str::to_owned))
+                });
+                if let Some(url) = response.and_then(|r| r.get("url")).and_then(Value::as_str) {
+                    self.url = Some(url.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Routes answers and events of every hidden tab of one browser. One per browser.
@@ -86,9 +133,14 @@ impl Router {
             }
             return Delivered::Nothing;
         }
-        if message.get("method").and_then(Value::as_str) == Some("Inspector.targetCrashed") {
+        let method = message.get("method").and_then(Value::as_str).unwrap_or_default();
+        if method == "Inspector.targetCrashed" {
             route.crashed.cancel();
             return Delivered::Crashed(route.target.clone());
+        }
+        if let Some(params) = message.get("params") {
+            let target = route.target.clone();
+            route.main.observe(&target, method, params);
         }
         Delivered::Nothing
     }
@@ -126,11 +178,23 @@ impl Session {
         let attached = browser.execute(params).await?;
         let id: SessionId = attached.result.session_id;
         let crashed = CancellationToken::new();
-        let route = Route { target: target.clone(), pending: HashMap::new(), crashed: crashed.clone() };
+        let route = Route {
+            target: target.clone(),
+            pending: HashMap::new(),
+            crashed: crashed.clone(),
+            main: MainDocument::default(),
+        };
         lock(&router.routes).insert(id.inner().clone(), route);
         let session = Session { id: id.inner().clone(), target, browser, router, crashed };
         session.call("Inspector.enable", Value::Object(Default::default())).await?;
+        // Network events carry the main document's status and headers (`MainDocument`).
+        session.call("Network.enable", Value::Object(Default::default())).await?;
         Ok(session)
+    }
+
+    /// The main document as the network saw it so far.
+    pub(crate) fn main_document(&self) -> MainDocument {
+        lock(&self.router.routes).get(&self.id).map(|route| route.main.clone()).unwrap_or_default()
     }
 
     /// The tab's target id (also its main frame's id).
@@ -190,10 +254,32 @@ mod tests {
         assert_eq!(router.deliver(&event("nope", r#"{"id":1,"result":{}}"#)), Delivered::Nothing);
         assert_eq!(router.deliver(&event("nope", "not json")), Delivered::Nothing);
         let crashed = CancellationToken::new();
-        let route = Route { target: TargetId::new("T"), pending: HashMap::new(), crashed: crashed.clone() };
+        let route = Route {
+            target: TargetId::new("T"),
+            pending: HashMap::new(),
+            crashed: crashed.clone(),
+            main: Default::default(),
+        };
         lock(&router.routes).insert("S".into(), route);
         let message = r#"{"method":"Inspector.targetCrashed","params":{}}"#;
         assert_eq!(router.deliver(&event("S", message)), Delivered::Crashed(TargetId::new("T")));
         assert!(crashed.is_cancelled());
+    }
+
+    #[test]
+    fn the_main_document_keeps_the_last_response_of_its_own_frame() {
+        let (target, mut main) = (TargetId::new("T"), MainDocument::default());
+        let request = serde_json::json!({"type": "Document", "frameId": "T", "request": {"url": "http://a/"}});
+        main.observe(&target, "Network.requestWillBeSent", &request);
+        let response = serde_json::json!({"type": "Document", "frameId": "T",
+            "response": {"url": "http://a/", "status": 503, "headers": {"retry-after": "120"}}});
+        main.observe(&target, "Network.responseReceived", &response);
+        let iframe = serde_json::json!({"type": "Document", "frameId": "F", "response": {"status": 200}});
+        main.observe(&target, "Network.responseReceived", &iframe);
+        let script = serde_json::json!({"type": "Script", "frameId": "T", "response": {"status": 404}});
+        main.observe(&target, "Network.responseReceived", &script);
+        assert_eq!(main.status, Some(503));
+        assert_eq!(main.retry_after.as_deref(), Some("120"));
+        assert_eq!(main.url.as_deref(), Some("http://a/"));
     }
 }

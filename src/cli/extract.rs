@@ -98,7 +98,7 @@ impl Tools {
         config.worker.engine = backend.into();
         let pools = Pools::start(&config).await?;
         let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
-        let pages = PageSource::new(fetcher, pools.clone(), config.allow_private_networks, None);
+        let pages = PageSource::new(fetcher, pools.clone(), &config, None);
         Ok(Tools { pools, pages })
     }
 

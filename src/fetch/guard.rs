@@ -49,11 +49,24 @@ fn is_non_public_v6(ip: Ipv6Addr) -> bool {
         return is_non_public_v4(v4);
     }
     let segments = ip.segments();
-    // NAT64 (64:ff9b::/96) embeds an IPv4 address that must pass the same rules.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [_, _, _, _, _, _, hi, lo] = segments;
-        let v4 = Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
-        return is_non_public_v4(v4);
+    let [s0, s1, s2, s3, s4, s5, hi, lo] = segments;
+    let low_v4 = Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    // Forms that embed an IPv4 address, which must pass the IPv4 rules: NAT64 (64:ff9b::/96),
+    // IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks) and
+    // IPv4-translated (::ffff:0:a.b.c.d).
+    if [s0, s1, s2, s3, s4, s5] == [0x64, 0xff9b, 0, 0, 0, 0]
+        || ([s0, s1, s2, s3, s4, s5] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified())
+        || [s0, s1, s2, s3, s4, s5] == [0, 0, 0, 0, 0xffff, 0]
+    {
+        return is_non_public_v4(low_v4);
+    }
+    // 6to4 (2002::/16) carries its IPv4 address in the next 32 bits.
+    if s0 == 0x2002 {
+        return is_non_public_v4(Ipv4Addr::new((s1 >> 8) as u8, s1 as u8, (s2 >> 8) as u8, s2 as u8));
+    }
+    // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) translates into the operator's own network.
+    if s0 == 0x64 && s1 == 0xff9b && s2 == 1 {
+        return true;
     }
     ip.is_unspecified()
         || ip.is_loopback()
@@ -128,10 +141,17 @@ mod tests {
             "::ffff:127.0.0.1",
             "64:ff9b::a9fe:a9fe",
             "::",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1::8.8.8.8",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
         ] {
             assert!(is_non_public(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8", "::8.8.8.8", "2002:808:808::1"] {
             assert!(!is_non_public(ip.parse().unwrap()), "{ip}");
         }
     }

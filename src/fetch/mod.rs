@@ -290,10 +290,16 @@ pub fn check_status(status: Option<u16>, url: &Url, retry_after: Option<Duration
 
 /// `Retry-After` in seconds or as an HTTP date, on statuses where it means "come back later".
 fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
-    if !(status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) {
+    parse_retry_after(status.as_u16(), headers.get(RETRY_AFTER)?.to_str().ok()?)
+}
+
+/// A `Retry-After` value (seconds or an HTTP date), on a status where it means "come back
+/// later" (429 and 5xx), capped; `None` otherwise. Shared by fetched and rendered pages.
+pub fn parse_retry_after(status: u16, raw: &str) -> Option<Duration> {
+    if !(status == 429 || (500..600).contains(&status)) {
         return None;
     }
-    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let raw = raw.trim();
     let delay = match raw.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => httpdate::parse_http_date(raw).ok()?.duration_since(std::time::SystemTime::now()).ok()?,

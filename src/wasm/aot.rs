@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::artifact::sha256_hex;
+use super::digest::sha256_hex;
 
 /// Mode bits that let someone other than the owner create, rename or delete files.
 const OTHERS_WRITE: u32 = 0o022;

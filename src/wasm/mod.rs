@@ -18,6 +18,7 @@ mod artifact;
 mod breaker;
 mod config;
 mod contract;
+mod digest;
 mod embedded;
 mod engine;
 mod error;
