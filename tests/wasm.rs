@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The tiered WASM pool (issue 4) against real components: the embedded `article` extractor, a
+//! The tiered WASM pool against real components: the embedded `article` extractor, a
 //! hostile component (`tests/components/hostile`: loops, over-allocates, panics, fails on
 //! command) and one with a mismatched WIT (`tests/components/mismatched`), both built here from
 //! source once per run. No timing assertions: deadlines are generous (two loaded cores).
@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use riptide::wasm::{ArtifactOutcome, BreakerState, Engine, ExtractorPool, Tier, WasmConfig, WasmError, WasmEvent};
+use riptide::wasm::{
+    ArtifactOutcome, BreakerState, ExtractedBy, ExtractorPool, Tier, WasmConfig, WasmError, WasmEvent,
+};
 use riptide_extractor::Options;
 
 /// A page the real extractor finds an article in.
@@ -96,7 +98,7 @@ async fn the_default_extractor_serves_from_the_hot_tier() {
     assert!(article.hot_idle >= 1);
 
     let got = extract(&pool, "article", PAGE, BUDGET).await.unwrap();
-    assert_eq!((got.engine, got.tier), (Engine::Wasm, Tier::Hot));
+    assert_eq!((got.engine, got.tier), (ExtractedBy::Wasm, Tier::Hot));
     assert_eq!(got.engine.as_str(), "wasm");
     assert!(got.document.text.contains("Spring tides"), "{:?}", got.document.text);
 
@@ -159,7 +161,7 @@ async fn hostile_calls_are_stopped_and_the_pool_keeps_serving() {
     let echo = extract(&pool, "hostile", "still here", BUDGET).await.unwrap();
     assert_eq!(echo.document.text, "still here");
     let article = extract(&pool, "article", PAGE, BUDGET).await.unwrap();
-    assert_eq!(article.engine, Engine::Wasm);
+    assert_eq!(article.engine, ExtractedBy::Wasm);
     pool.close().await;
 }
 
@@ -194,13 +196,13 @@ async fn the_breaker_opens_falls_back_and_closes_again() {
     }
     assert_eq!(pool.stats().extractors[1].breaker, BreakerState::Open);
     let fallback = extract(&pool, "hostile", PAGE, BUDGET).await.unwrap();
-    assert_eq!(fallback.engine, Engine::NativeFallback);
+    assert_eq!(fallback.engine, ExtractedBy::NativeFallback);
     assert_eq!(fallback.engine.as_str(), "native-fallback");
     assert!(fallback.document.text.contains("Spring tides"));
 
     tokio::time::sleep(Duration::from_millis(400)).await;
     let probe = extract(&pool, "hostile", "probe", BUDGET).await.unwrap();
-    assert_eq!((probe.engine, probe.document.text.as_str()), (Engine::Wasm, "probe"));
+    assert_eq!((probe.engine, probe.document.text.as_str()), (ExtractedBy::Wasm, "probe"));
     assert_eq!(pool.stats().extractors[1].breaker, BreakerState::Closed);
 
     let keys: Vec<&str> = drain(&mut events).iter().map(|e| e.routing_key()).collect();
@@ -231,7 +233,7 @@ async fn one_trapping_page_fails_alone_distinct_ones_open_the_breaker() {
         assert!(!err.classify().is_retryable());
     }
     assert_eq!(breaker(&pool), BreakerState::Closed);
-    assert_eq!(extract(&pool, "hostile", "fine", BUDGET).await.unwrap().engine, Engine::Wasm);
+    assert_eq!(extract(&pool, "hostile", "fine", BUDGET).await.unwrap().engine, ExtractedBy::Wasm);
 
     // Distinct trapping pages in a row: that is the component's health.
     for i in 0..3 {
@@ -239,7 +241,7 @@ async fn one_trapping_page_fails_alone_distinct_ones_open_the_breaker() {
         assert!(matches!(err, WasmError::Trap { .. }), "{err:?}");
     }
     assert_eq!(breaker(&pool), BreakerState::Open);
-    assert_eq!(extract(&pool, "hostile", PAGE, BUDGET).await.unwrap().engine, Engine::NativeFallback);
+    assert_eq!(extract(&pool, "hostile", PAGE, BUDGET).await.unwrap().engine, ExtractedBy::NativeFallback);
     pool.close().await;
 }
 

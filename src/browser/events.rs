@@ -113,7 +113,7 @@ pub enum BrowserEvent {
 }
 
 impl BrowserEvent {
-    /// The routing key on `riptide.events` (DESIGN.md, "Messages").
+    /// The routing key on `riptide.events` (README, "Operations").
     pub fn routing_key(&self) -> &'static str {
         match self {
             BrowserEvent::Launched { .. } => "browser.launched",

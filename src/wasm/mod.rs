@@ -1,4 +1,4 @@
-//! The tiered WASM extractor pool (issue 4): one wasmtime engine, components compiled once and
+//! The tiered WASM extractor pool: one wasmtime engine, components compiled once and
 //! kept as verified artifacts, named extractors in hot / warm / cold tiers by demand within a
 //! memory budget, leases with deadlines and memory caps, a circuit breaker with a bounded native
 //! fallback. It knows no queue, no storage and no network; it reports through `ops` metrics and
@@ -36,5 +36,5 @@ pub use error::WasmError;
 pub use events::WasmEvent;
 pub use lease::Lease;
 pub use limits::MemoryCapExceeded;
-pub use pool::{Engine, Extraction, ExtractorPool, ExtractorStats, WasmPoolStats, precompile};
+pub use pool::{ExtractedBy, Extraction, ExtractorPool, ExtractorStats, WasmPoolStats, precompile};
 pub use tier::Tier;

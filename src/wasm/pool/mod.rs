@@ -6,7 +6,7 @@
 //!   and linking them, `start` and [`precompile`];
 //! - `leasing`: slots, hot pops, warm instantiations, cold loads, eviction for a slot;
 //! - `routing`: one extraction through the extractor's circuit breaker, the bounded native
-//!   fallback, [`Extraction`] and [`Engine`];
+//!   fallback, [`Extraction`] and [`ExtractedBy`];
 //! - `rebalance`: the background task, demand, tier moves and hot-list refills;
 //! - `stats`: [`WasmPoolStats`] and the gauges published from it.
 
@@ -19,5 +19,5 @@ mod stats;
 
 pub use handle::ExtractorPool;
 pub use loading::precompile;
-pub use routing::{Engine, Extraction};
+pub use routing::{ExtractedBy, Extraction};
 pub use stats::{ExtractorStats, WasmPoolStats};

@@ -2,7 +2,7 @@
 //! while the breaker is open, to the native core for pages up to
 //! `native_fallback_max_input_bytes`; each outcome fed back to the breaker, a component fault
 //! with the key of its page (so one bad page cannot open it alone). It owns
-//! [`Extraction`] and [`Engine`]; it must not pick instances (`leasing.rs`) and holds no breaker
+//! [`Extraction`] and [`ExtractedBy`]; it must not pick instances (`leasing.rs`) and holds no breaker
 //! logic of its own (`breaker.rs`).
 
 use std::sync::atomic::Ordering;
@@ -21,19 +21,19 @@ use crate::wasm::tier::Tier;
 /// Which engine produced a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Engine {
+pub enum ExtractedBy {
     /// The WASM component.
     Wasm,
     /// The native core, because the extractor's breaker was open.
     NativeFallback,
 }
 
-impl Engine {
+impl ExtractedBy {
     /// `wasm` or `native-fallback`, as results report it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Engine::Wasm => "wasm",
-            Engine::NativeFallback => "native-fallback",
+            ExtractedBy::Wasm => "wasm",
+            ExtractedBy::NativeFallback => "native-fallback",
         }
     }
 }
@@ -47,7 +47,7 @@ pub struct Extraction {
     /// (no instance was leased).
     pub tier: Tier,
     /// Which engine ran.
-    pub engine: Engine,
+    pub engine: ExtractedBy,
 }
 
 impl ExtractorPool {
@@ -77,7 +77,7 @@ impl ExtractorPool {
         let tier = lease.tier();
         let (result, input) = lease.run(html, url, options, budget).await;
         self.inner.record(&entry, route, result.as_ref().map(|_| ()), input);
-        Ok(Extraction { document: result?, tier, engine: Engine::Wasm })
+        Ok(Extraction { document: result?, tier, engine: ExtractedBy::Wasm })
     }
 }
 
@@ -140,6 +140,6 @@ impl Inner {
         };
         entry.fallbacks.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::WASM_FALLBACKS_TOTAL).increment(1);
-        Ok(Extraction { document, tier, engine: Engine::NativeFallback })
+        Ok(Extraction { document, tier, engine: ExtractedBy::NativeFallback })
     }
 }
