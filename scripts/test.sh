@@ -12,5 +12,5 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The identity test compares the component with the native core; the riptide crate's build
 # script has built that component already (clippy above ran it), so no second build.
 export RIPTIDE_EXTRACTOR_WASM="${RIPTIDE_EXTRACTOR_WASM:-$CARGO_TARGET_DIR/riptide-guest/wasm32-wasip2/wasm/riptide_extractor_guest.wasm}"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 bash scripts/fuzz.sh

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Environment variables under the `RIPTIDE_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["CONFIG", "LOG", "LOG_FORMAT"];
+/// (`GUEST_WASM` is read by the build script, `EXTRACTOR_WASM` by the extraction benchmark.)
+const NON_CONFIG_ENV: &[&str] = &["CONFIG", "LOG", "LOG_FORMAT", "GUEST_WASM", "EXTRACTOR_WASM"];
 
 /// Why the configuration could not be used.
 #[derive(Debug, thiserror::Error)]
