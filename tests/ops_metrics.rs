@@ -84,7 +84,8 @@ async fn metrics_endpoint_exposes_every_family_with_matching_counts() {
         assert_eq!(status, 200);
         // The browser gauges are published by the pool's memory poll, once a second.
         if sample(&body, "riptide_queue_depth", &["queue=\"dlq\""]) == Some(2.0)
-            && sample(&body, "riptide_browser_alive", &[]).is_some()
+            // The browser families exist at zero from the start; wait for the live browser.
+            && sample(&body, "riptide_browser_alive", &[]).is_some_and(|alive| alive >= 1.0)
         {
             break body;
         }
