@@ -45,13 +45,29 @@ impl BrokerConnection {
     }
 }
 
+/// How long a single exchange with the broker (opening a connection, a round of declarations)
+/// may take before it counts as an unresponsive broker. Generous: a loaded broker declaring
+/// quorum queues on a slow disk takes seconds, not minutes.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs one exchange with the broker under [`ANSWER_TIMEOUT`].
+pub(super) async fn answered<T>(
+    what: impl FnOnce() -> String,
+    exchange: impl Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(ANSWER_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| Err(BrokerError::Unresponsive { what: what(), after: ANSWER_TIMEOUT }))
+}
+
 /// Opens one connection, named after this process so operators can find it in the
 /// management UI.
 pub async fn connect(url: &str, name: &str) -> Result<BrokerConnection, BrokerError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    let inner = Connection::connect(url, properties)
-        .await
-        .map_err(|source| BrokerError::Connect { url: redact::url(url), source })?;
+    let opening = async {
+        Connection::connect(url, properties).await.map_err(|source| BrokerError::Connect { url: redact::url(url), source })
+    };
+    let inner = answered(|| format!("the connection handshake at {}", redact::url(url)), opening).await?;
     Ok(BrokerConnection { inner })
 }
 

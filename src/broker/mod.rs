@@ -96,6 +96,15 @@ pub enum BrokerError {
     /// A message on the results queue is neither a JSON nor a MessagePack result.
     #[error("a result that does not decode: {0}")]
     BadResult(String),
+    /// The broker accepted the connection but did not answer in time (a resource alarm, a
+    /// quorum queue without a leader, a broker that is shutting down): failing beats hanging.
+    #[error("RabbitMQ did not answer {what} within {after:?} (check `rabbitmq-diagnostics alarms`)")]
+    Unresponsive {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after: std::time::Duration,
+    },
     /// We were told to stop while waiting for the broker.
     #[error("stopped while waiting for RabbitMQ")]
     Cancelled,

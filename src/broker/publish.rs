@@ -8,7 +8,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 
-use super::connection::BrokerConnection;
+use super::connection::{ANSWER_TIMEOUT, BrokerConnection, answered};
 use super::consume::JobDelivery;
 use super::headers;
 use super::{BrokerError, Lane, Topology};
@@ -86,11 +86,13 @@ impl Publisher {
         Ok(PendingPublish { confirm, exchange: exchange.to_string(), routing_key: routing_key.to_string() })
     }
 
-    /// Waits for the broker's confirm of a sent message.
+    /// Waits for the broker's confirm of a sent message. A broker under a resource alarm
+    /// stops reading publishes; after [`ANSWER_TIMEOUT`] that is an error (the caller still
+    /// holds the message it was publishing for, unacked), not a silent stall.
     pub async fn confirmed(pending: PendingPublish) -> Result<(), BrokerError> {
         let PendingPublish { confirm, exchange, routing_key } = pending;
-        let confirmation =
-            confirm.await.map_err(|source| BrokerError::Publish { exchange: exchange.clone(), source })?;
+        let awaited = async { confirm.await.map_err(|source| BrokerError::Publish { exchange: exchange.clone(), source }) };
+        let confirmation = answered(|| format!("a publish to {exchange} with a confirm"), awaited).await?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable { exchange, routing_key }),

@@ -15,7 +15,7 @@ use lapin::{Channel, ExchangeKind};
 use serde::Deserialize;
 
 use super::BrokerError;
-use super::connection::BrokerConnection;
+use super::connection::{BrokerConnection, answered};
 use super::inspect::Inspector;
 
 /// The migrations, oldest first, compiled into the binary so `riptide migrate` needs no files.
@@ -304,7 +304,7 @@ impl Topology {
     /// markers. Idempotent; returns one line per migration.
     pub async fn migrate(&self, connection: &BrokerConnection) -> Result<Vec<String>, BrokerError> {
         let channel = connection.channel().await?;
-        let applied = self.apply(&channel).await;
+        let applied = answered(|| format!("the declarations of namespace {}", self.namespace), self.apply(&channel)).await;
         if let Err(error) = channel.close(200, "migrated".into()).await {
             tracing::debug!(%error, "Closing the migration channel failed.");
         }
@@ -315,6 +315,14 @@ impl Topology {
     /// their throwaway namespaces with it).
     pub async fn delete_all(&self, connection: &BrokerConnection) -> Result<(), BrokerError> {
         let channel = connection.channel().await?;
+        let deleted = answered(|| format!("the deletions of namespace {}", self.namespace), self.delete_on(&channel)).await;
+        if let Err(error) = channel.close(200, "deleted".into()).await {
+            tracing::debug!(%error, "Closing the cleanup channel failed.");
+        }
+        deleted
+    }
+
+    async fn delete_on(&self, channel: &Channel) -> Result<(), BrokerError> {
         for queue in self.all_queues() {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -326,9 +334,6 @@ impl Topology {
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await
                 .map_err(|source| BrokerError::Declare { what: format!("deleting exchange {exchange}"), source })?;
-        }
-        if let Err(error) = channel.close(200, "deleted".into()).await {
-            tracing::debug!(%error, "Closing the cleanup channel failed.");
         }
         Ok(())
     }

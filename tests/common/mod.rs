@@ -33,6 +33,7 @@ pub const PAGE_BYTES: usize = 20 * 1024;
 pub struct TestEnv {
     pub config: Arc<Config>,
     pub site: Site,
+    cleaned: bool,
 }
 
 /// The fixture site.
@@ -50,6 +51,28 @@ impl Site {
     /// Times each path was requested.
     pub fn hits(&self, path: &str) -> Vec<Instant> {
         self.hits.lock().unwrap().get(path).cloned().unwrap_or_default()
+    }
+}
+
+/// A test that failed before its `cleanup` still removes its namespace: leftover quorum queues
+/// pile up on the shared broker run after run.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let config = self.config.clone();
+        let removal = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(remove_namespace(&config));
+        });
+        let _ = removal.join();
+    }
+}
+
+async fn remove_namespace(config: &Config) {
+    if let Err(error) = riptide::migrate::remove(config).await {
+        eprintln!("cleanup of {} failed: {error}", config.namespace);
     }
 }
 
@@ -80,13 +103,12 @@ impl TestEnv {
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let config = Arc::new(test_config(tweak));
         riptide::migrate::migrate(&config).await.expect("migrate (is RabbitMQ/Redis running? see scripts/setup.sh)");
-        TestEnv { config, site: start_site().await }
+        TestEnv { config, site: start_site().await, cleaned: false }
     }
 
-    pub async fn cleanup(self) {
-        if let Err(error) = riptide::migrate::remove(&self.config).await {
-            eprintln!("cleanup of {} failed: {error}", self.config.namespace);
-        }
+    pub async fn cleanup(mut self) {
+        remove_namespace(&self.config).await;
+        self.cleaned = true;
     }
 
     pub async fn connection(&self) -> Connection {
