@@ -91,7 +91,8 @@ impl Publisher {
     /// holds the message it was publishing for, unacked), not a silent stall.
     pub async fn confirmed(pending: PendingPublish) -> Result<(), BrokerError> {
         let PendingPublish { confirm, exchange, routing_key } = pending;
-        let awaited = async { confirm.await.map_err(|source| BrokerError::Publish { exchange: exchange.clone(), source }) };
+        let awaited =
+            async { confirm.await.map_err(|source| BrokerError::Publish { exchange: exchange.clone(), source }) };
         let confirmation = answered(|| format!("a publish to {exchange} with a confirm"), awaited).await?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
