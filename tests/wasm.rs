@@ -344,9 +344,9 @@ fn edit_manifest(cache: &Path, file: &Path, edit: impl FnOnce(&mut serde_json::V
     std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+/// The artifact checksum as riptide's manifest spells it (XXH3-128, 32 hex digits).
+fn checksum_hex(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,7 +382,7 @@ async fn damaged_and_foreign_artifacts_are_refused_rebuilt_and_logged() {
                 let other = cwasm_files(cache.path()).into_iter().find(|f| f != file).unwrap();
                 let bytes = std::fs::read(&other).unwrap();
                 std::fs::write(file, &bytes).unwrap();
-                edit_manifest(cache.path(), file, |e| e["sha256"] = sha256_hex(&bytes).into());
+                edit_manifest(cache.path(), file, |e| e["checksum"] = checksum_hex(&bytes).into());
             }
             _ => {
                 // A file riptide did not write, under the very name it would load.

@@ -9,7 +9,8 @@
 //!    world-writable, so no other user can have put or changed a file in it;
 //! 2. the manifest riptide wrote when it serialized the artifact (`artifact.rs`, from
 //!    `Component::serialize` of its own compile) names this engine's settings
-//!    ([`engine_key`]) and the SHA-256 of the file;
+//!    ([`engine_key`]) and the checksum of the file (XXH3-128: see `digest.rs` for why a
+//!    non-cryptographic checksum suffices once (1) holds);
 //! 3. the bytes are read into memory once, hashed, and those same bytes are deserialized, so
 //!    nothing can change between the check and the load.
 //!
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::digest::sha256_hex;
+use super::digest::checksum_hex;
 
 /// Mode bits that let someone other than the owner create, rename or delete files.
 const OTHERS_WRITE: u32 = 0o022;
@@ -67,9 +68,9 @@ pub(crate) enum Refusal {
     /// The bytes do not hash to the manifest's checksum (corrupt, truncated or rewritten).
     #[error("checksum mismatch: manifest says {expected}, the {len} bytes read hash to {found}")]
     Checksum {
-        /// The manifest's SHA-256.
+        /// The manifest's checksum.
         expected: String,
-        /// SHA-256 of what was read.
+        /// Checksum of what was read.
         found: String,
         /// Bytes read.
         len: usize,
@@ -140,30 +141,31 @@ pub(crate) fn engine_key(engine: &Engine) -> String {
 /// What riptide's manifest says about one artifact file.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Vouched<'a> {
-    /// SHA-256 (hex) of the file as riptide wrote it.
-    pub(crate) sha256: &'a str,
+    /// Checksum (`digest::checksum_hex`) of the file as riptide wrote it.
+    pub(crate) checksum: &'a str,
     /// [`engine_key`] of the engine that compiled it.
     pub(crate) engine: &'a str,
 }
 
 /// Loads the artifact `file` in `dir` if, and only if, every condition of the module doc holds.
+/// `engine_key` is [`engine_key`] of `engine`, computed once by the caller.
 pub(crate) fn load(
     engine: &Engine,
+    engine_key: &str,
     dir: &OwnDir,
     file: &str,
     vouched: Option<Vouched<'_>>,
 ) -> Result<Component, Refusal> {
     let vouched = vouched.ok_or(Refusal::Unknown)?;
-    let expected = engine_key(engine);
-    if vouched.engine != expected {
-        return Err(Refusal::ForeignEngine { found: vouched.engine.to_owned(), expected });
+    if vouched.engine != engine_key {
+        return Err(Refusal::ForeignEngine { found: vouched.engine.to_owned(), expected: engine_key.to_owned() });
     }
     let path = dir.path.join(file);
     // Read once: the bytes hashed below are the bytes deserialized (no second read to race).
     let bytes = std::fs::read(&path).map_err(|source| Refusal::Io { path, source })?;
-    let found = sha256_hex(&bytes);
-    if found != vouched.sha256 {
-        return Err(Refusal::Checksum { expected: vouched.sha256.to_owned(), found, len: bytes.len() });
+    let found = checksum_hex(&bytes);
+    if found != vouched.checksum {
+        return Err(Refusal::Checksum { expected: vouched.checksum.to_owned(), found, len: bytes.len() });
     }
     deserialize(engine, &bytes)
 }
@@ -175,7 +177,7 @@ fn deserialize(engine: &Engine, bytes: &[u8]) -> Result<Component, Refusal> {
     // (or `precompile_component`) and not modified since; it checks the version and the engine
     // settings itself, not the code. `load`, the only caller, passes only bytes that (1) sit in
     // a directory that only this user can write (`OwnDir`, checked this load), (2) hash to the
-    // SHA-256 that riptide recorded in its manifest when it wrote them from
+    // checksum that riptide recorded in its manifest when it wrote them from
     // `Component::serialize` of its own compile for an engine with the same `engine_key`, and
     // (3) are the very bytes just hashed, held in memory (no file is read again). A file that
     // anyone else wrote or changed fails (1) or (2) and is compiled instead.

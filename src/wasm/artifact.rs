@@ -33,7 +33,8 @@ use super::error::WasmError;
 /// riptide's manifest, in the artifact directory.
 const MANIFEST: &str = "riptide-aot.json";
 /// Format version of the manifest; another version is discarded (all artifacts then rebuild).
-const MANIFEST_VERSION: u32 = 2;
+/// (3: the artifact checksum became XXH3-128, field `checksum`.)
+const MANIFEST_VERSION: u32 = 3;
 /// Artifact file suffix.
 const SUFFIX: &str = ".cwasm";
 /// What earlier riptide versions kept here (wasmtime's own cache and its checksum file): removed
@@ -73,15 +74,15 @@ struct Manifest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 struct Entry {
-    /// SHA-256 (hex) of the file's bytes as written.
-    sha256: String,
+    /// `digest::checksum_hex` of the file's bytes as written.
+    checksum: String,
     /// SHA-256 (hex) of the component it was compiled from.
     component_sha256: String,
     /// `aot::engine_key` of the engine that compiled it.
     engine: String,
 }
 
-pub(crate) use super::digest::sha256_hex;
+pub(crate) use super::digest::{checksum_hex, sha256_hex};
 
 /// The artifact directory and its manifest. Loads are serialised (one compile at a time).
 #[derive(Debug)]
@@ -230,8 +231,8 @@ impl ArtifactStore {
                     manifest.files.insert(name.clone(), entry.clone());
                 }
             }
-            let vouched = manifest.files.get(&name).map(|e| Vouched { sha256: &e.sha256, engine: &e.engine });
-            match aot::load(engine, &dir, &name, vouched) {
+            let vouched = manifest.files.get(&name).map(|e| Vouched { checksum: &e.checksum, engine: &e.engine });
+            match aot::load(engine, &self.engine_key, &dir, &name, vouched) {
                 Ok(component) => return Ok((component, ArtifactOutcome::Loaded)),
                 Err(Refusal::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                     if manifest.files.remove(&name).is_some() {
@@ -310,7 +311,7 @@ impl ArtifactStore {
             return;
         }
         let entry = Entry {
-            sha256: sha256_hex(&bytes),
+            checksum: checksum_hex(&bytes),
             component_sha256: component_sha256.to_owned(),
             engine: self.engine_key.clone(),
         };
@@ -414,11 +415,6 @@ fn component_of(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_digest() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    }
 
     #[test]
     fn only_artifact_files_are_swept() {
