@@ -65,7 +65,9 @@ pub(super) async fn answered<T>(
 pub async fn connect(url: &str, name: &str) -> Result<BrokerConnection, BrokerError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let opening = async {
-        Connection::connect(url, properties).await.map_err(|source| BrokerError::Connect { url: redact::url(url), source })
+        Connection::connect(url, properties)
+            .await
+            .map_err(|source| BrokerError::Connect { url: redact::url(url), source })
     };
     let inner = answered(|| format!("the connection handshake at {}", redact::url(url)), opening).await?;
     Ok(BrokerConnection { inner })

@@ -91,7 +91,8 @@ impl Publisher {
     /// holds the message it was publishing for, unacked), not a silent stall.
     pub async fn confirmed(pending: PendingPublish) -> Result<(), BrokerError> {
         let PendingPublish { confirm, exchange, routing_key } = pending;
-        let awaited = async { confirm.await.map_err(|source| BrokerError::Publish { exchange: exchange.clone(), source }) };
+        let awaited =
+            async { confirm.await.map_err(|source| BrokerError::Publish { exchange: exchange.clone(), source }) };
         let confirmation = answered(|| format!("a publish to {exchange} with a confirm"), awaited).await?;
         match confirmation {
             Confirmation::Ack(None) => Ok(()),
@@ -157,6 +158,29 @@ impl Publisher {
         headers::set_u64(&mut table, headers::ATTEMPT, u64::from(next_attempt));
         headers::set_str(&mut table, headers::LAST_REASON, failure.reason.as_str());
         headers::set_str(&mut table, headers::LAST_ERROR, truncate(&failure.message, 1024));
+        let properties = copy_identity(original).with_headers(table);
+        let queue = self.topology.delay_queue(lane, tier);
+        self.publish(&self.topology.retry_exchange(), &queue, body, properties).await
+    }
+
+    /// Puts the delivered message, byte for byte, in the delay queue of `lane` and `tier` for
+    /// politeness: its attempt stays as it was (a deferral is not a failed attempt), and it
+    /// carries the request slot kept for it (or none).
+    pub async fn publish_deferral(
+        &self,
+        delivery: &JobDelivery,
+        lane: Lane,
+        tier: std::time::Duration,
+        slot_ms: Option<u64>,
+        reason: &str,
+    ) -> Result<(), BrokerError> {
+        let (body, original) = (delivery.body(), delivery.properties());
+        let mut table = headers::carry_over(original);
+        headers::remove(&mut table, headers::SLOT_MS);
+        if let Some(slot) = slot_ms {
+            headers::set_u64(&mut table, headers::SLOT_MS, slot);
+        }
+        headers::set_str(&mut table, headers::DEFERRED, reason);
         let properties = copy_identity(original).with_headers(table);
         let queue = self.topology.delay_queue(lane, tier);
         self.publish(&self.topology.retry_exchange(), &queue, body, properties).await

@@ -304,7 +304,8 @@ impl Topology {
     /// markers. Idempotent; returns one line per migration.
     pub async fn migrate(&self, connection: &BrokerConnection) -> Result<Vec<String>, BrokerError> {
         let channel = connection.channel().await?;
-        let applied = answered(|| format!("the declarations of namespace {}", self.namespace), self.apply(&channel)).await;
+        let applied =
+            answered(|| format!("the declarations of namespace {}", self.namespace), self.apply(&channel)).await;
         if let Err(error) = channel.close(200, "migrated".into()).await {
             tracing::debug!(%error, "Closing the migration channel failed.");
         }
@@ -315,7 +316,8 @@ impl Topology {
     /// their throwaway namespaces with it).
     pub async fn delete_all(&self, connection: &BrokerConnection) -> Result<(), BrokerError> {
         let channel = connection.channel().await?;
-        let deleted = answered(|| format!("the deletions of namespace {}", self.namespace), self.delete_on(&channel)).await;
+        let deleted =
+            answered(|| format!("the deletions of namespace {}", self.namespace), self.delete_on(&channel)).await;
         if let Err(error) = channel.close(200, "deleted".into()).await {
             tracing::debug!(%error, "Closing the cleanup channel failed.");
         }

@@ -71,6 +71,9 @@ pub async fn run(base: &Config, options: &BenchOptions) -> anyhow::Result<Vec<Ru
             let mut config = base.clone();
             config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
             config.allow_private_networks = true;
+            // Pacing off: every page comes from one loopback origin (the sample site), and
+            // this measures the pipeline, not the politeness delay.
+            config.politeness.default_delay_ms = 0;
             config.worker.engine = engine;
             let config = Arc::new(config);
             let result = one_run(&config, options, &urls, &pages).await;

@@ -4,6 +4,7 @@
 //! It knows no queue and no storage: it turns a URL into a [`FetchedPage`] or a [`FetchError`]
 //! that knows whether retrying can help ([`FetchError::classify`]).
 
+pub mod canonical;
 pub mod guard;
 
 use std::sync::Arc;
@@ -244,6 +245,49 @@ impl Fetcher {
         }
         let html = decode_body(&body, content_type.as_deref());
         Ok(FetchedPage { final_url, status: status.as_u16(), html, body_bytes: body.len(), elapsed: Duration::ZERO })
+    }
+}
+
+/// A robots.txt response: its status and at most the first `limit + 1` bytes of its body (one
+/// byte past the limit tells the parser the last line was cut).
+#[derive(Debug, Clone)]
+pub struct RobotsResponse {
+    /// The final status, after redirects.
+    pub status: u16,
+    /// The body, cut at the limit (not an error: RFC 9309 parses the first 500 KiB).
+    pub body: Vec<u8>,
+}
+
+impl Fetcher {
+    /// Fetches a robots.txt within `timeout`, following up to `fetch.max_redirects` redirects
+    /// (RFC 9309: at least five) under the SSRF guard, with any content type; the body is
+    /// read up to `limit + 1` bytes and the rest is never downloaded.
+    pub async fn fetch_robots(
+        &self,
+        url: &Url,
+        limit: usize,
+        timeout: Duration,
+        allow_private: bool,
+    ) -> Result<RobotsResponse, FetchError> {
+        check_literal_host(url, allow_private)?;
+        let max_redirects = self.config.max_redirects;
+        let wrap = |e: reqwest::Error| FetchError::from_reqwest(e, timeout, max_redirects);
+        let fetch = async {
+            let mut response = self.client.get(url.clone()).timeout(timeout).send().await.map_err(wrap)?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            if (200..300).contains(&status) {
+                while let Some(chunk) = response.chunk().await.map_err(wrap)? {
+                    let room = (limit + 1).saturating_sub(body.len());
+                    body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                    if body.len() > limit {
+                        break;
+                    }
+                }
+            }
+            Ok(RobotsResponse { status, body })
+        };
+        tokio::time::timeout(timeout, fetch).await.unwrap_or(Err(FetchError::Timeout(timeout)))
     }
 }
 

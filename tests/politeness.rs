@@ -1,0 +1,206 @@
+//! Politeness across the fleet on the real RabbitMQ and Redis, with fixture origins on several
+//! loopback ports (one origin each): pacing shared by several workers, no head-of-line
+//! blocking, robots.txt, host backoff after a 429, conditional requests, canonical URLs.
+//!
+//! Each worker here is a separate `worker::run` with its own politeness instance and robots
+//! cache, so what they share is only what the fleet shares: Redis and the broker.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Collector, RobotsReply, TestEnv, spawn_worker_with, start_origin};
+use riptide::job::Outcome;
+use riptide::producer::JobTemplate;
+
+/// Fewer deliveries per job than this is "a handful" (a first try plus a few deferrals).
+const HANDFUL: u64 = 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_keep_one_origins_pace() {
+    let delay = Duration::from_millis(200);
+    let env = TestEnv::with(|c| c.politeness.default_delay_ms = 200).await;
+    let origin = start_origin(RobotsReply::Status(404)).await;
+    let urls: Vec<String> = (0..40).map(|n| origin.url(&format!("/page/{n}"))).collect();
+    let ids = env.enqueue(urls, JobTemplate::default()).await;
+    let collector = Collector::start(&env).await;
+    let workers: Vec<_> = (0..3).map(|_| spawn_worker_with(env.config.clone())).collect();
+    collector.wait_for_jobs(40, Duration::from_secs(40)).await;
+    let mut deferred = 0;
+    for worker in workers {
+        let report = worker.stop().await;
+        assert_eq!(report.retried, 0, "{report:?}");
+        deferred += report.deferred;
+    }
+    let results = collector.finish();
+    common::assert_each_job_done_once(&ids, &results);
+    assert!(results.iter().all(|r| r.attempt == 1), "a deferral must not use an attempt");
+
+    let arrivals = origin.arrivals("/page/");
+    assert_eq!(arrivals.len(), 40, "each page fetched once");
+    // Timer and scheduling slack of a loaded 2-core machine (5 % of the delay); a broken
+    // pacing puts requests milliseconds apart.
+    let slack = Duration::from_millis(10);
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap + slack >= delay, "two requests {gap:?} apart, the delay is {delay:?}");
+    }
+    // Each job: one delivery plus its deferrals.
+    assert!(deferred > 0, "40 jobs at 200 ms cannot all wait inline");
+    assert!((40 + deferred) <= 40 * HANDFUL, "{deferred} deferrals for 40 jobs");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_origin_does_not_starve_the_others() {
+    let env = TestEnv::with(|c| c.politeness.default_delay_ms = 40).await;
+    let flooded = start_origin(RobotsReply::Status(404)).await;
+    let mut others = Vec::new();
+    for _ in 0..10 {
+        others.push(start_origin(RobotsReply::Status(404)).await);
+    }
+    // The flood is queued first: the others sit behind 300 of its jobs.
+    let flood_ids =
+        env.enqueue((0..300).map(|n| flooded.url(&format!("/page/{n}"))).collect(), JobTemplate::default()).await;
+    let other_urls: Vec<String> = others.iter().flat_map(|o| (0..3).map(|n| o.url(&format!("/page/{n}")))).collect();
+    let other_ids: HashSet<String> = env.enqueue(other_urls, JobTemplate::default()).await.into_iter().collect();
+    let collector = Collector::start(&env).await;
+    let started = Instant::now();
+    let worker = spawn_worker_with(env.config.clone());
+    let deadline = started + Duration::from_secs(60);
+    let mut others_done = None;
+    loop {
+        assert!(Instant::now() < deadline, "the run did not finish in time");
+        let results = collector.results_snapshot();
+        let done: HashSet<&str> = results.iter().map(|r| r.job_id.as_str()).collect();
+        if others_done.is_none() && other_ids.iter().all(|id| done.contains(id.as_str())) {
+            others_done = Some(started.elapsed());
+        }
+        if flood_ids.iter().all(|id| done.contains(id.as_str())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let flood_done = started.elapsed();
+    worker.stop().await;
+    let others_done = others_done.expect("the other origins' jobs finished");
+    // 300 requests 40 ms apart take 12 s at least; the 30 must not wait for them.
+    assert!(flood_done >= Duration::from_millis(299 * 40), "{flood_done:?}");
+    assert!(others_done * 3 < flood_done, "others took {others_done:?}, the flood {flood_done:?}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_txt_is_fetched_once_for_the_fleet_and_obeyed() {
+    let env = TestEnv::new().await;
+    let origin = start_origin(RobotsReply::Body("User-agent: *\nDisallow: /private\n".into())).await;
+    // Also a 600 KiB file: its first rule holds, what lies past 500 KiB is not read.
+    let mut big = String::from("User-agent: *\nDisallow: /secret\n");
+    while big.len() < 600 * 1024 {
+        big.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    big.push_str("Disallow: /\n");
+    let large = start_origin(RobotsReply::Body(big)).await;
+    let mut urls: Vec<String> = (0..10).map(|n| origin.url(&format!("/page/{n}"))).collect();
+    urls.push(origin.url("/private/1"));
+    urls.push(large.url("/page/1"));
+    urls.push(large.url("/secret/1"));
+    let ids = env.enqueue(urls, JobTemplate::default()).await;
+    let collector = Collector::start(&env).await;
+    let workers: Vec<_> = (0..3).map(|_| spawn_worker_with(env.config.clone())).collect();
+    collector.wait_for_jobs(ids.len(), Duration::from_secs(30)).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let results = collector.finish();
+    let failed: Vec<_> = results.iter().filter(|r| r.outcome == Outcome::Failed).collect();
+    assert_eq!(failed.len(), 2, "{results:#?}");
+    for result in &failed {
+        assert!(result.url.ends_with("/private/1") || result.url.ends_with("/secret/1"), "{result:?}");
+        assert_eq!(result.error.as_ref().unwrap().reason, "robots_denied");
+    }
+    assert_eq!(results.iter().filter(|r| r.outcome == Outcome::Ok).count(), 11);
+    let letters = env.wait_dead_letters(2, Duration::from_secs(5)).await;
+    assert!(letters.iter().all(|l| l.reason() == "robots_denied"), "{letters:?}");
+    assert_eq!(origin.arrivals("/robots.txt").len(), 1, "one fetch for the fleet");
+    assert_eq!(large.arrivals("/robots.txt").len(), 1, "one fetch for the fleet");
+    assert!(origin.arrivals("/private").is_empty() && large.arrivals("/secret").is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_robots_txt_defers_jobs_until_it_answers() {
+    let env = TestEnv::with(|c| c.politeness.robots_error_recheck_secs = 1).await;
+    let origin = start_origin(RobotsReply::Status(503)).await;
+    let missing = start_origin(RobotsReply::Status(404)).await;
+    let ids = env.enqueue(vec![origin.url("/page/1"), missing.url("/page/1")], JobTemplate::default()).await;
+    let collector = Collector::start(&env).await;
+    let worker = spawn_worker_with(env.config.clone());
+    // The 404 origin is allowed at once; the 503 origin waits.
+    collector.wait_for_jobs(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(origin.arrivals("/page/").is_empty(), "no page while robots.txt is unavailable");
+    assert!(origin.arrivals("/robots.txt").len() >= 2, "robots.txt is fetched again after the recheck time");
+    origin.set_robots(RobotsReply::Body("User-agent: *\nAllow: /\n".into()));
+    collector.wait_for_jobs(2, Duration::from_secs(15)).await;
+    let report = worker.stop().await;
+    let results = collector.finish();
+    common::assert_each_job_done_once(&ids, &results);
+    assert!(results.iter().all(|r| r.attempt == 1), "{results:?}");
+    assert_eq!(report.retried, 0);
+    assert!(report.deferred >= 1);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_with_retry_after_blocks_the_origin_for_every_worker() {
+    // Paced (100 ms), so the 429 is answered before the origin's next request is due.
+    let env = TestEnv::with(|c| c.politeness.default_delay_ms = 100).await;
+    let limited = start_origin(RobotsReply::Status(404)).await;
+    let other = start_origin(RobotsReply::Status(404)).await;
+    let mut urls: Vec<String> = (0..6).map(|n| limited.url(&format!("/limited/{n}"))).collect();
+    urls.extend((0..6).map(|n| other.url(&format!("/page/{n}"))));
+    let ids = env.enqueue(urls, JobTemplate::default()).await;
+    let collector = Collector::start(&env).await;
+    let workers: Vec<_> = (0..2).map(|_| spawn_worker_with(env.config.clone())).collect();
+    collector.wait_for_jobs(12, Duration::from_secs(30)).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let results = collector.finish();
+    common::assert_each_job_done_once(&ids, &results);
+    let arrivals = limited.arrivals("/limited/");
+    assert_eq!(arrivals[0].status, 429);
+    let refused_at = arrivals[0].at;
+    for later in &arrivals[1..] {
+        let after = later.at - refused_at;
+        assert!(after >= Duration::from_secs(2), "a request {after:?} after the 429 asked for 2 s");
+    }
+    // Other origins are unaffected: all done before the block ended.
+    let others = other.arrivals("/page/");
+    assert_eq!(others.len(), 6);
+    assert!(others.iter().all(|a| a.at < refused_at + Duration::from_secs(2)), "the other origin waited");
+    // Only the refused job used an attempt; the others waited without.
+    let retried: Vec<_> = results.iter().filter(|r| r.attempt > 1).collect();
+    assert_eq!(retried.len(), 1, "{results:#?}");
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_spellings_of_a_page_share_one_document() {
+    let env = TestEnv::new().await;
+    let origin = start_origin(RobotsReply::Status(404)).await;
+    let urls = vec![origin.url("/a/./page/1?utm_source=x&id=%7e1#top"), origin.url("/a/b/../page/1?id=~1")];
+    let ids = env.enqueue(urls, JobTemplate::default()).await;
+    let worker = spawn_worker_with(Arc::clone(&env.config));
+    let results = env.results(2, Duration::from_secs(20)).await;
+    worker.stop().await;
+    assert_eq!(results.len(), ids.len());
+    assert_eq!(results[0].doc_key, results[1].doc_key, "{results:#?}");
+    let canonical = format!("http://{}/a/page/1?id=~1", origin.addr);
+    assert!(results.iter().all(|r| r.canonical_url.as_deref() == Some(canonical.as_str())), "{results:#?}");
+    env.cleanup().await;
+}
