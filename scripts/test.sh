@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/setup.sh
+# Test namespaces (`t-` + 12 hex) left on the broker by a run that was killed: each holds two
+# dozen quorum queues, and hundreds of them slow every later run. Deleted in one broker call.
+if command -v rabbitmqctl >/dev/null 2>&1; then
+  rabbitmqctl -q eval '
+    Stale = [Q || Q <- rabbit_amqqueue:list(<<"/">>),
+                  re:run(element(4, amqqueue:get_name(Q)), "^t-[0-9a-f]{12}\\.") =/= nomatch],
+    [rabbit_amqqueue:delete(Q, false, false, <<"riptide-test-sweep">>) || Q <- Stale],
+    length(Stale).' 2>/dev/null | sed 's/^/test: removed leftover test queues: /' || true
+fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The identity test compares the component with the native core; the riptide crate's build

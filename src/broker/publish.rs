@@ -8,7 +8,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, PublisherConfirm};
 
-use super::connection::{ANSWER_TIMEOUT, BrokerConnection, answered};
+use super::connection::{BrokerConnection, answered};
 use super::consume::JobDelivery;
 use super::headers;
 use super::{BrokerError, Lane, Topology};
@@ -87,7 +87,7 @@ impl Publisher {
     }
 
     /// Waits for the broker's confirm of a sent message. A broker under a resource alarm
-    /// stops reading publishes; after [`ANSWER_TIMEOUT`] that is an error (the caller still
+    /// stops reading publishes; after [`super::connection::ANSWER_TIMEOUT`] that is an error (the caller still
     /// holds the message it was publishing for, unacked), not a silent stall.
     pub async fn confirmed(pending: PendingPublish) -> Result<(), BrokerError> {
         let PendingPublish { confirm, exchange, routing_key } = pending;
