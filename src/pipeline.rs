@@ -16,8 +16,8 @@ use url::Url;
 
 use crate::config::Config;
 use crate::failure::{Failure, FailureReason};
-use crate::fetch::FetchError;
 use crate::fetch::canonical::{TrackingParams, canonicalize};
+use crate::fetch::{FetchError, Validators};
 use crate::job::{CrawlJob, JobResult, Outcome, Render, StageTimings, Summary, decode_request, id_from_bytes, now_ms};
 use crate::lifecycle::{Decision, Lifecycle};
 use crate::page::{Deadline, OutOfTime, Page, PageError, PageRequest, PageSource, millis};
@@ -220,12 +220,13 @@ impl Pipeline {
         let attempt = incoming.attempt;
         let canonical = canonicalize(&job.url, &self.tracking);
         let doc_key = self.store.doc_key(&canonical, job.mode);
-        if let Some(stored) = self.fresh_cached(job, &doc_key, cancel).await? {
+        let known = self.store.patiently(cancel, "cache check", || self.store.get_doc(&doc_key)).await?;
+        if let Some(stored) = known.as_ref().filter(|stored| is_fresh(job, stored)) {
             let summary = ResultParts {
                 outcome: Outcome::Cached,
                 canonical: &canonical,
                 doc_key: &doc_key,
-                stored: &stored,
+                stored,
                 render_used: None,
                 extracted_by: None,
             };
@@ -237,8 +238,16 @@ impl Pipeline {
             Admission::Defer { reason, wait, slot_ms } => return Ok(Attempted::Deferred { reason, wait, slot_ms }),
         }
         let deadline = Deadline::starting_now(job.timeout());
-        let request =
-            PageRequest { url: &job.url, headers: &job.headers, render: job.render, wait_for: job.wait_for.clone() };
+        let validators = known
+            .as_ref()
+            .map(|stored| Validators { etag: stored.etag.clone(), last_modified: stored.last_modified.clone() });
+        let request = PageRequest {
+            url: &job.url,
+            headers: &job.headers,
+            render: job.render,
+            wait_for: job.wait_for.clone(),
+            conditional: validators.as_ref(),
+        };
         let page = match self.pages.get(&request, deadline, timings, cancel).await {
             Ok(page) => page,
             Err(error) => {
@@ -246,7 +255,17 @@ impl Pipeline {
                 return Err(error.into());
             }
         };
+        if page.not_modified() {
+            let Some(stored) = known else {
+                // A 304 to the producer's own conditional headers: there is nothing to serve.
+                let url = crate::redact::url(page.final_url.as_str());
+                return Err(PageError::Fetch(FetchError::Status { status: 304, url, retry_after: None }).into());
+            };
+            let keys = (canonical, doc_key);
+            return self.not_modified(job, attempt, &keys, stored, page, timings, cancel).await;
+        }
         let (final_url, http_status, render_used) = (page.final_url.to_string(), page.status, page.render_used);
+        let Validators { etag, last_modified } = page.validators.clone();
         let extracted = self.extract(job, page, deadline, timings).await?;
         let stored = StoredDoc {
             doc: extracted.document,
@@ -254,6 +273,8 @@ impl Pipeline {
             final_url,
             http_status,
             job_id: job.id.clone(),
+            etag,
+            last_modified,
         };
         self.save(job, attempt, &doc_key, &stored, timings, cancel).await?;
         let by = (extracted.engine, extracted.tier);
@@ -268,6 +289,39 @@ impl Pipeline {
         Ok(Attempted::Done(Box::new(self.result(job, attempt, parts, timings.clone()))))
     }
 
+    /// The site answered 304: the stored document is still the page. Its fetch time, TTL
+    /// and validators are refreshed (rewritten with the job's done state), nothing is
+    /// extracted, and the result says `not_modified`.
+    #[allow(clippy::too_many_arguments)]
+    async fn not_modified(
+        &self,
+        job: &CrawlJob,
+        attempt: u32,
+        (canonical, doc_key): &(Url, String),
+        stored: StoredDoc,
+        page: Page,
+        timings: &mut StageTimings,
+        cancel: &CancellationToken,
+    ) -> Result<Attempted, StageError> {
+        let refreshed = StoredDoc {
+            fetched_at_ms: now_ms(),
+            job_id: job.id.clone(),
+            etag: page.validators.etag.or(stored.etag.clone()),
+            last_modified: page.validators.last_modified.or(stored.last_modified.clone()),
+            ..stored
+        };
+        self.save(job, attempt, doc_key, &refreshed, timings, cancel).await?;
+        let parts = ResultParts {
+            outcome: Outcome::NotModified,
+            canonical,
+            doc_key,
+            stored: &refreshed,
+            render_used: Some(page.render_used),
+            extracted_by: None,
+        };
+        Ok(Attempted::Done(Box::new(self.result(job, attempt, parts, timings.clone()))))
+    }
+
     /// A 429 or 503 blocks the origin for the fleet. The job itself follows the retry rules
     /// whatever happens here, so a block that cannot be recorded is logged, not failed on.
     async fn tell_refusal(&self, url: &Url, error: &PageError) {
@@ -275,18 +329,6 @@ impl Pipeline {
         if let Err(store_error) = self.politeness.refused(url, *status, *retry_after).await {
             tracing::warn!(status, error = %store_error, "Could not record the origin's refusal.");
         }
-    }
-
-    async fn fresh_cached(
-        &self,
-        job: &CrawlJob,
-        doc_key: &str,
-        cancel: &CancellationToken,
-    ) -> Result<Option<StoredDoc>, StageError> {
-        let Some(max_age_secs) = job.max_age_secs else { return Ok(None) };
-        let stored = self.store.patiently(cancel, "cache check", || self.store.get_doc(doc_key)).await?;
-        let fresh_since = now_ms().saturating_sub(max_age_secs.saturating_mul(1000));
-        Ok(stored.filter(|s| s.fetched_at_ms >= fresh_since))
     }
 
     /// Takes the page by value: the HTML moves to the extraction thread instead of being copied.
@@ -361,6 +403,12 @@ impl Pipeline {
             Decision::DeadLetter => Verdict::Dead { job: Some(Box::new(job)), failure, attempts: attempt },
         }
     }
+}
+
+/// Whether a stored document is young enough for the job's `max_age_secs` to serve it as is.
+fn is_fresh(job: &CrawlJob, stored: &StoredDoc) -> bool {
+    job.max_age_secs
+        .is_some_and(|max_age_secs| stored.fetched_at_ms >= now_ms().saturating_sub(max_age_secs.saturating_mul(1000)))
 }
 
 /// What a result says beyond the job itself.

@@ -204,3 +204,37 @@ async fn two_spellings_of_a_page_share_one_document() {
     assert!(results.iter().all(|r| r.canonical_url.as_deref() == Some(canonical.as_str())), "{results:#?}");
     env.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_crawled_again_is_not_modified_and_its_document_lives_on() {
+    use deadpool_redis::redis::AsyncCommands;
+    let env = TestEnv::new().await;
+    let origin = start_origin(RobotsReply::Status(404)).await;
+    let url = origin.url("/etag/1");
+    let worker = spawn_worker_with(Arc::clone(&env.config));
+    env.enqueue(vec![url.clone()], JobTemplate::default()).await;
+    let first = env.results(1, Duration::from_secs(20)).await.remove(0);
+    assert_eq!(first.outcome, Outcome::Ok);
+    let doc_key = first.doc_key.clone().unwrap();
+    let client = deadpool_redis::redis::Client::open(env.config.redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    // Age the document: a short TTL left, as if it were stored long ago.
+    let _: () = redis.expire(&doc_key, 100).await.unwrap();
+
+    env.enqueue(vec![url], JobTemplate::default()).await;
+    let second = env.results(1, Duration::from_secs(20)).await.remove(0);
+    worker.stop().await;
+    assert_eq!(second.outcome, Outcome::NotModified, "{second:#?}");
+    assert_eq!(second.doc_key.as_deref(), Some(doc_key.as_str()));
+    assert_eq!(second.summary, first.summary, "the stored document is served");
+    let arrivals = origin.arrivals("/etag/");
+    assert_eq!(arrivals.len(), 2);
+    assert_eq!(arrivals[1].status, 304, "no body the second time");
+    assert_eq!(arrivals[1].headers.get("if-none-match").unwrap(), "\"v1-/etag/1\"");
+    let ttl: i64 = redis.ttl(&doc_key).await.unwrap();
+    assert!(ttl > 1000, "the document's TTL is refreshed, {ttl} s left");
+    let store = riptide::store::Store::new(&env.config.redis_url, &env.config.namespace, &env.config.store).unwrap();
+    let stored = store.get_doc(&doc_key).await.unwrap().unwrap();
+    assert_eq!(stored.job_id, second.job_id, "fetch time and job refreshed");
+    env.cleanup().await;
+}

@@ -130,7 +130,13 @@ pub async fn run(config: &Config, args: ExtractArgs) -> anyhow::Result<ExitCode>
 async fn single(tools: &Tools, input: &str, args: &ExtractArgs, stop: &CancellationToken) -> anyhow::Result<ExitCode> {
     let (html, url) = if input.starts_with("http://") || input.starts_with("https://") {
         let url: Url = input.parse()?;
-        let request = PageRequest { url: &url, headers: &Default::default(), render: args.render, wait_for: None };
+        let request = PageRequest {
+            url: &url,
+            headers: &Default::default(),
+            render: args.render,
+            wait_for: None,
+            conditional: None,
+        };
         let mut timings = StageTimings::default();
         let page = tools.pages.get(&request, Deadline::starting_now(PAGE_BUDGET), &mut timings, stop).await?;
         if page.render_used == Render::Headless && args.render == Render::Auto {

@@ -34,6 +34,57 @@ pub struct FetchedPage {
     pub body_bytes: usize,
     /// Time from request to the last body byte.
     pub elapsed: Duration,
+    /// The response's `ETag` and `Last-Modified`, for a later conditional request.
+    pub validators: Validators,
+}
+
+/// A response's cache validators, kept with the document so the next crawl of the page can
+/// ask "changed since?" (`If-None-Match`, `If-Modified-Since`) and get a bodiless 304.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// `ETag`, as sent (quotes and `W/` included).
+    pub etag: Option<String>,
+    /// `Last-Modified`, as sent (an HTTP date).
+    pub last_modified: Option<String>,
+}
+
+/// Longest validator kept; a longer header is hostile or broken and is ignored.
+const MAX_VALIDATOR_BYTES: usize = 512;
+
+impl Validators {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let value = |name: reqwest::header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_VALIDATOR_BYTES)
+                .map(str::to_string)
+        };
+        Validators { etag: value(reqwest::header::ETAG), last_modified: value(reqwest::header::LAST_MODIFIED) }
+    }
+
+    /// Whether there is anything to ask with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    /// The conditional request headers these validators make.
+    pub fn request_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        if let Some(etag) = &self.etag {
+            headers.push(("if-none-match", etag.clone()));
+        }
+        if let Some(date) = &self.last_modified {
+            headers.push(("if-modified-since", date.clone()));
+        }
+        headers
+    }
+}
+
+/// Whether a request carries conditional headers (so a 304 is an answer, not an error).
+fn is_conditional(headers: &std::collections::BTreeMap<String, String>) -> bool {
+    headers.keys().any(|k| k.eq_ignore_ascii_case("if-none-match") || k.eq_ignore_ascii_case("if-modified-since"))
 }
 
 /// Why a fetch failed.
@@ -216,6 +267,18 @@ impl Fetcher {
             self.client.get(url.clone()).headers(job_headers(headers)).timeout(timeout).send().await.map_err(wrap)?;
         let status = response.status();
         let final_url = response.url().clone();
+        let validators = Validators::from_headers(response.headers());
+        if status == StatusCode::NOT_MODIFIED && is_conditional(headers) {
+            // No body: the stored document is still the page.
+            return Ok(FetchedPage {
+                final_url,
+                status: status.as_u16(),
+                html: String::new(),
+                body_bytes: 0,
+                elapsed: Duration::ZERO,
+                validators,
+            });
+        }
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
@@ -244,7 +307,14 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         let html = decode_body(&body, content_type.as_deref());
-        Ok(FetchedPage { final_url, status: status.as_u16(), html, body_bytes: body.len(), elapsed: Duration::ZERO })
+        Ok(FetchedPage {
+            final_url,
+            status: status.as_u16(),
+            html,
+            body_bytes: body.len(),
+            elapsed: Duration::ZERO,
+            validators,
+        })
     }
 }
 

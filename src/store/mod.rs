@@ -75,6 +75,12 @@ pub struct StoredDoc {
     pub http_status: u16,
     /// The job that produced it.
     pub job_id: String,
+    /// The response's `ETag`, for the next crawl's conditional request (`If-None-Match`).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// The response's `Last-Modified`, for the next crawl's `If-Modified-Since`.
+    #[serde(default)]
+    pub last_modified: Option<String>,
 }
 
 /// Where a job is, as kept in `{ns}:job:{id}`.
