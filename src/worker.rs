@@ -169,6 +169,7 @@ pub async fn run(
     m::initialize();
     // The browser pool starts on the first render; its series exist from the start all the same.
     crate::browser::initialize_metrics();
+    crate::politeness::initialize_metrics();
     let mut sessions = 0u64;
     loop {
         let connection = match connect_patiently(&shared.config.amqp_url, &shared.worker_id, &shutdown).await {

@@ -186,6 +186,12 @@ async fn a_429_with_retry_after_blocks_the_origin_for_every_worker() {
     // Only the refused job used an attempt; the others waited without.
     let retried: Vec<_> = results.iter().filter(|r| r.attempt > 1).collect();
     assert_eq!(retried.len(), 1, "{results:#?}");
+    // `riptide hosts` shows what the fleet knows of the origin.
+    let rows = riptide::cli::hosts::rows(&env.config, Some(&limited.url("/"))).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].origin, format!("http://{}", limited.addr));
+    assert_eq!(rows[0].block_streak, 1, "{rows:?}");
+    assert_eq!(rows[0].robots.as_deref(), Some("allow_all"), "404 robots.txt allows all");
     env.cleanup().await;
 }
 

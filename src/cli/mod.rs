@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod dlq;
 pub mod extract;
+pub mod hosts;
 pub mod stats;
 
 use std::io::{BufRead, IsTerminal};
@@ -91,6 +92,15 @@ pub enum Command {
         /// Refresh every this many seconds until interrupted.
         #[arg(long, value_name = "SECS")]
         watch: Option<u64>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The fleet's politeness state of an origin (or of every origin): next request slot,
+    /// block, robots.txt.
+    Hosts {
+        /// An origin (`https://example.com`, `example.com:8080`); every origin when left out.
+        origin: Option<String>,
         /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -201,6 +211,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stats { watch, json } => stats_command(&config, watch, json).await,
         Command::Dlq(command) => dlq::run(&config, command).await,
+        Command::Hosts { origin, json } => {
+            let rows = hosts::rows(&config, origin.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", hosts::render(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::SampleSite { addr, pages } => sample_site(addr, pages).await,
         Command::Bench { jobs, pages, runs } => bench_command(&config, jobs, pages, runs).await,
     }

@@ -111,16 +111,6 @@ pub fn initialize() {
         metrics::counter!(DELIVERIES_TOTAL, "lane" => lane).absolute(0);
     }
     metrics::gauge!(JOBS_IN_FLIGHT).set(0.0);
-    for reason in crate::politeness::DeferReason::ALL {
-        metrics::counter!(DEFERRALS_TOTAL, "reason" => reason.as_str()).absolute(0);
-    }
-    for outcome in ["ok", "allow_all", "unreachable"] {
-        metrics::counter!(ROBOTS_FETCHES_TOTAL, "outcome" => outcome).absolute(0);
-    }
-    metrics::counter!(ROBOTS_DENIALS_TOTAL).absolute(0);
-    for source in ["retry_after", "backoff"] {
-        metrics::counter!(HOST_BLOCKS_TOTAL, "source" => source).absolute(0);
-    }
 }
 
 /// Registers the description of every metric, so an exporter lists them from the start.

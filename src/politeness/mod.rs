@@ -298,6 +298,21 @@ impl RedisClock {
     }
 }
 
+/// Creates the politeness series with their closed label sets at zero (the worker calls it
+/// at start, beside the other subsystems' initialisers).
+pub fn initialize_metrics() {
+    for reason in DeferReason::ALL {
+        metrics::counter!(m::DEFERRALS_TOTAL, "reason" => reason.as_str()).absolute(0);
+    }
+    for outcome in robots::FETCH_OUTCOMES {
+        metrics::counter!(m::ROBOTS_FETCHES_TOTAL, "outcome" => outcome).absolute(0);
+    }
+    metrics::counter!(m::ROBOTS_DENIALS_TOTAL).absolute(0);
+    for source in ["retry_after", "backoff"] {
+        metrics::counter!(m::HOST_BLOCKS_TOTAL, "source" => source).absolute(0);
+    }
+}
+
 /// Counts a deferral (once its message is safely in the delay queue).
 pub fn count_deferral(reason: DeferReason) {
     metrics::counter!(m::DEFERRALS_TOTAL, "reason" => reason.as_str()).increment(1);

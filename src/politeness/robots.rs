@@ -29,6 +29,9 @@ pub const ROBOTS_BYTE_LIMIT: usize = robotxt::BYTE_LIMIT;
 /// (each origin's copy is still in Redis, one GET away).
 const MAX_LOCAL_ORIGINS: usize = 10_000;
 
+/// The `outcome` labels of `riptide_robots_fetches_total`: what the fleet caches.
+pub const FETCH_OUTCOMES: [&str; 3] = ["ok", "allow_all", "unreachable"];
+
 /// How often a worker that lost the fetch lock looks for the winner's copy.
 const LOCK_POLL: Duration = Duration::from_millis(50);
 

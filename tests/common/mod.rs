@@ -95,6 +95,10 @@ pub fn test_config(tweak: impl FnOnce(&mut Config)) -> Config {
     // turns it on where pacing is what is tested. robots.txt stays on: the fixture site has
     // none (404 = everything allowed).
     config.politeness.default_delay_ms = 0;
+    // A 503 without Retry-After blocks its origin for the fleet, 5 s at first by default;
+    // the retry tests' flaky pages would wait that out at every failure. 200 ms keeps them
+    // fast (tests/politeness.rs tests the block itself with a Retry-After).
+    config.politeness.base_block_ms = 200;
     tweak(&mut config);
     config
 }
@@ -737,6 +741,7 @@ pub fn spawn_worker_process(env: &TestEnv) -> Child {
         .env("RIPTIDE_WORKER__SHUTDOWN_GRACE_SECS", "5")
         // Pacing off, as in `test_config`: many pages from one loopback origin.
         .env("RIPTIDE_POLITENESS__DEFAULT_DELAY_MS", "0")
+        .env("RIPTIDE_POLITENESS__BASE_BLOCK_MS", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
