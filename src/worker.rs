@@ -145,7 +145,8 @@ pub async fn run(
     let lifecycle = Lifecycle::new(store.clone(), RetrySchedule::new(&config.retry, topology.retry_tiers.clone()));
     let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
     let pools = Pools::start(&config).await?;
-    let politeness = Politeness::new(&config, store.clone(), fetcher.clone());
+    let min_tier = topology.retry_tiers.iter().min().copied().unwrap_or(Duration::from_secs(1));
+    let politeness = Politeness::new(&config, store.clone(), fetcher.clone(), min_tier);
     let pages = PageSource::new(fetcher, pools.clone(), &config, Some(store.clone()));
     let stages = Stages {
         pages,

@@ -19,7 +19,7 @@ pub mod robots;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 use url::Url;
 
 use crate::config::{Config, PolitenessConfig};
@@ -112,11 +112,15 @@ pub struct Politeness {
     inline: Arc<Semaphore>,
     /// This worker's reading of Redis's clock, on which slots are kept.
     clock: Arc<RedisClock>,
+    /// The shortest delay tier: a deferred job is back no sooner, so a slot closer than
+    /// this can only be kept by waiting in place.
+    min_deferral: Duration,
 }
 
 impl Politeness {
-    /// Politeness over `store` (the fleet's state), fetching robots.txt with `fetcher`.
-    pub fn new(config: &Config, store: Store, fetcher: Fetcher) -> Self {
+    /// Politeness over `store` (the fleet's state), fetching robots.txt with `fetcher`;
+    /// `min_deferral` is the shortest delay tier of the topology.
+    pub fn new(config: &Config, store: Store, fetcher: Fetcher, min_deferral: Duration) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Politeness {
             config: config.politeness.clone(),
@@ -127,6 +131,7 @@ impl Politeness {
             events,
             inline: Arc::new(Semaphore::new((config.worker.concurrency / 2).max(1))),
             clock: Arc::default(),
+            min_deferral,
         }
     }
 
@@ -166,21 +171,34 @@ impl Politeness {
                 return Ok(Admission::Defer { reason: DeferReason::Pacing, wait, slot_ms: Some(slot) });
             }
             if !wait.is_zero() {
-                return self.go_at(&origin, slot).await;
+                if let Ok(permit) = self.inline.clone().try_acquire_owned() {
+                    return self.go_at(&origin, slot, permit).await;
+                }
+                // Half the worker already waits in place: the job goes back to the delay queues
+                // (a slot closer than the shortest tier is lost then, and queued for anew).
+                return Ok(Admission::Defer { reason: DeferReason::Pacing, wait, slot_ms: Some(slot) });
             }
         }
         let interval = pacing::interval(&self.config, &host, port, crawl_delay);
         // Twice at most: a block that ends within the inline wait is waited out once.
         for _ in 0..2 {
-            let acquisition = self.acquire(&origin, interval).await?;
+            // A slot is reserved only when the job can keep it: by waiting in place (with a
+            // permit), or in a delay queue that brings it back before the slot. Otherwise a
+            // reserved slot would pass unused and the origin's schedule would have a hole.
+            let permit = self.inline.clone().try_acquire_owned().ok();
+            let inline = if permit.is_some() { max_inline } else { Duration::ZERO };
+            let acquisition = self.acquire(&origin, interval, (inline, self.min_deferral)).await?;
             match acquisition.acquired {
                 Acquired::Blocked(left) if left <= max_inline => tokio::time::sleep(left).await,
                 Acquired::Blocked(left) => return Ok(blocked(left)),
                 Acquired::Slot { wait, .. } if wait.is_zero() => return Ok(Admission::Go),
-                Acquired::Slot { wait, .. } => {
+                Acquired::Slot { wait, reserved: false, .. } => {
+                    return Ok(Admission::Defer { reason: DeferReason::Pacing, wait, slot_ms: None });
+                }
+                Acquired::Slot { wait, reserved: true, .. } => {
                     let slot = acquisition.redis_now_ms.saturating_add(millis(wait));
-                    if wait <= max_inline {
-                        return self.go_at(&origin, slot).await;
+                    if let Some(permit) = permit.filter(|_| wait <= max_inline) {
+                        return self.go_at(&origin, slot, permit).await;
                     }
                     return Ok(Admission::Defer { reason: DeferReason::Pacing, wait, slot_ms: Some(slot) });
                 }
@@ -215,27 +233,34 @@ impl Politeness {
 
     /// Waits for the job's slot (Redis's clock, Unix ms), then goes, unless the origin was
     /// blocked meanwhile (a 429 answered to the request before ours; one round trip, made
-    /// shortly before the slot so its latency does not shift the request). When half the
-    /// worker's slots are waiting already, the job is deferred with its slot kept instead.
-    async fn go_at(&self, origin: &str, slot: u64) -> Result<Admission, PolitenessError> {
-        let Ok(_permit) = self.inline.clone().try_acquire_owned() else {
-            return Ok(Admission::Defer {
-                reason: DeferReason::Pacing,
-                wait: self.clock.until(slot),
-                slot_ms: Some(slot),
-            });
-        };
+    /// shortly before the slot so its latency does not shift the request). `_permit` is one of
+    /// the worker's inline waits (at most half its slots wait at once).
+    async fn go_at(
+        &self,
+        origin: &str,
+        slot: u64,
+        _permit: OwnedSemaphorePermit,
+    ) -> Result<Admission, PolitenessError> {
         tokio::time::sleep(self.clock.until(slot).saturating_sub(BLOCK_CHECK_LEAD)).await;
-        if let Acquired::Blocked(left) = self.acquire(origin, Duration::ZERO).await?.acquired {
+        if let Acquired::Blocked(left) =
+            self.acquire(origin, Duration::ZERO, (Duration::ZERO, Duration::ZERO)).await?.acquired
+        {
             return Ok(blocked(left));
         }
         tokio::time::sleep(self.clock.until(slot)).await;
         Ok(Admission::Go)
     }
 
-    async fn acquire(&self, origin: &str, interval: Duration) -> Result<Acquisition, StoreError> {
+    /// One acquire round trip; `keep` is (longest wait reserved for waiting in place,
+    /// shortest wait reserved for a deferral).
+    async fn acquire(
+        &self,
+        origin: &str,
+        interval: Duration,
+        keep: (Duration, Duration),
+    ) -> Result<Acquisition, StoreError> {
         let sent = now_ms();
-        let acquisition = self.store.acquire_slot(origin, interval).await?;
+        let acquisition = self.store.acquire_slot(origin, interval, keep).await?;
         self.clock.observe(sent, acquisition.redis_now_ms, now_ms());
         if let Acquired::Slot { unblocked: true, .. } = acquisition.acquired {
             HostEvent::Unblocked { origin: origin.to_string() }.emit(&self.events);

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, AsyncCommands};
@@ -22,14 +23,16 @@ use deadpool_redis::redis::{self, AsyncCommands};
 use super::{Store, StoreError};
 
 /// One acquire: is the origin blocked, else reserve the next request slot.
-/// KEYS: pace, block. ARGV: interval ms. Returns {blocked (0/1), wait ms, unblocked now (0/1),
+/// KEYS: pace, block. ARGV: interval ms, longest wait reserved to be waited in place, shortest
+/// wait reserved to be kept through a deferral (a wait in between is told, not reserved).
+/// Returns {blocked (0/1), wait ms, unblocked now (0/1),
 /// Redis's clock in ms}.
 const ACQUIRE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local until_ms = tonumber(redis.call('HGET', KEYS[2], 'until') or '0')
 if until_ms > now then
-  return {1, until_ms - now, 0, now}
+  return {1, until_ms - now, 0, now, 0}
 end
 local unblocked = 0
 if until_ms > 0 and redis.call('HGET', KEYS[2], 'announced') == '0' then
@@ -38,13 +41,17 @@ if until_ms > 0 and redis.call('HGET', KEYS[2], 'announced') == '0' then
 end
 local interval = tonumber(ARGV[1])
 if interval <= 0 then
-  return {0, 0, unblocked, now}
+  return {0, 0, unblocked, now, 0}
 end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(tat, now)
+local wait = slot - now
+if wait > tonumber(ARGV[2]) and wait < tonumber(ARGV[3]) then
+  return {0, wait, unblocked, now, 0}
+end
 local nxt = slot + interval
 redis.call('SET', KEYS[1], nxt, 'PX', nxt - now + 60000)
-return {0, slot - now, unblocked, now}
+return {0, wait, unblocked, now, 1}
 ";
 
 /// A refusal (429/503) of the origin. KEYS: block. ARGV: retry-after ms (-1 when none), base
@@ -96,10 +103,13 @@ pub struct Acquisition {
 pub enum Acquired {
     /// The origin is blocked for this long yet.
     Blocked(Duration),
-    /// A slot is reserved `wait` from now; `unblocked` when this call saw a block end first.
+    /// The origin's next slot is `wait` from now (reserved for the caller when `reserved`);
+    /// `unblocked` when this call saw a block end first.
     Slot {
-        /// How long until the reserved slot.
+        /// How long until the slot.
         wait: Duration,
+        /// Whether the slot is the caller's (else only told: the caller could not keep it).
+        reserved: bool,
         /// This caller is the first to see the origin's block over (it tells the events).
         unblocked: bool,
     },
@@ -131,6 +141,19 @@ pub struct HostState {
     pub robots: Option<(String, u64, u64)>,
 }
 
+/// Politeness round trips to Redis made by this process (scripts, robots reads and writes),
+/// for `riptide bench --politeness`; not a metric (the benchmark reads it in process).
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+/// Politeness round trips to Redis made by this process so far.
+pub fn round_trips() -> u64 {
+    ROUND_TRIPS.load(Ordering::Relaxed)
+}
+
+fn count_round_trip() {
+    ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -143,17 +166,28 @@ impl Store {
 
     /// Checks the origin's block and reserves its next request slot `interval` after the
     /// last one (no reservation when `interval` is zero). One round trip.
-    pub async fn acquire_slot(&self, origin: &str, interval: Duration) -> Result<Acquisition, StoreError> {
+    pub async fn acquire_slot(
+        &self,
+        origin: &str,
+        interval: Duration,
+        (inline, deferred): (Duration, Duration),
+    ) -> Result<Acquisition, StoreError> {
+        count_round_trip();
         let mut conn = self.pool.get().await?;
-        let (blocked, wait, unblocked, now): (u8, i64, u8, i64) = ACQUIRE_SCRIPT
+        let (blocked, wait, unblocked, now, reserved): (u8, i64, u8, i64, u8) = ACQUIRE_SCRIPT
             .key(self.host_key(origin, "pace"))
             .key(self.host_key(origin, "block"))
             .arg(millis(interval))
+            .arg(millis(inline))
+            .arg(millis(deferred))
             .invoke_async(&mut conn)
             .await?;
         let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
-        let acquired =
-            if blocked == 1 { Acquired::Blocked(wait) } else { Acquired::Slot { wait, unblocked: unblocked == 1 } };
+        let acquired = if blocked == 1 {
+            Acquired::Blocked(wait)
+        } else {
+            Acquired::Slot { wait, reserved: reserved == 1, unblocked: unblocked == 1 }
+        };
         Ok(Acquisition { acquired, redis_now_ms: u64::try_from(now).unwrap_or(0) })
     }
 
@@ -168,6 +202,7 @@ impl Store {
         max: Duration,
         quiet: Duration,
     ) -> Result<(Duration, bool), StoreError> {
+        count_round_trip();
         let mut conn = self.pool.get().await?;
         let retry_after = retry_after.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let (block, newly): (i64, u8) = REFUSED_SCRIPT
@@ -184,6 +219,7 @@ impl Store {
 
     /// The cached robots.txt of the origin, if the fleet has one.
     pub async fn robots(&self, origin: &str) -> Result<Option<CachedRobots>, StoreError> {
+        count_round_trip();
         let mut conn = self.pool.get().await?;
         let (status, body, fetched, expires): (Option<String>, Option<Vec<u8>>, Option<u64>, Option<u64>) =
             redis::cmd("HMGET")
@@ -202,6 +238,7 @@ impl Store {
     /// Caches the origin's robots.txt for the fleet until `cached.expires_ms`, and releases
     /// the fetch lock, in one MULTI.
     pub async fn save_robots(&self, origin: &str, cached: &CachedRobots) -> Result<(), StoreError> {
+        count_round_trip();
         let key = self.host_key(origin, "robots");
         let ttl_ms = cached.expires_ms.saturating_sub(crate::job::now_ms()).max(1);
         let mut pipe = redis::pipe();
@@ -230,6 +267,7 @@ impl Store {
     /// Takes the origin's robots.txt fetch lock for `ttl` (single flight: one worker of the
     /// fleet fetches, the others read its copy). `false` when another worker holds it.
     pub async fn lock_robots(&self, origin: &str, ttl: Duration) -> Result<bool, StoreError> {
+        count_round_trip();
         let mut conn = self.pool.get().await?;
         let taken: Option<String> = redis::cmd("SET")
             .arg(self.host_key(origin, "robots:lock"))
