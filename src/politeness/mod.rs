@@ -148,7 +148,7 @@ impl Politeness {
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let port = url.port_or_known_default().unwrap_or(0);
         let mut crawl_delay = None;
-        if self.config.obey_robots && !self.exempt(&host) {
+        if obeys_robots(&self.config, &host) {
             let verdict =
                 self.robots.verdict(&origin, url, &self.store, &self.fetcher, &self.config, self.allow_private).await?;
             match verdict {
@@ -267,16 +267,21 @@ impl Politeness {
         }
         Ok(acquisition)
     }
-
-    fn exempt(&self, host: &str) -> bool {
-        self.config.robots_exempt_hosts.iter().any(|h| h.trim().eq_ignore_ascii_case(host))
-    }
 }
 
 /// A job of a blocked origin waits out the block (no slot is kept: the origin's schedule
 /// starts over when the block ends).
 fn blocked(left: Duration) -> Admission {
     Admission::Defer { reason: DeferReason::HostBlocked, wait: left, slot_ms: None }
+}
+
+/// Whether robots.txt is consulted for `host`: `obey_robots` and not an exempt host.
+pub fn obeys_robots(config: &PolitenessConfig, host: &str) -> bool {
+    config.obey_robots && !is_exempt(config, host)
+}
+
+fn is_exempt(config: &PolitenessConfig, host: &str) -> bool {
+    config.robots_exempt_hosts.iter().any(|h| h.trim().eq_ignore_ascii_case(host))
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -171,6 +171,16 @@ impl RobotsCache {
     }
 }
 
+/// The verdict on one URL with no fleet and no cache (`riptide extract`): fetch the origin's
+/// robots.txt now, parse it, judge.
+pub async fn check_once(url: &Url, fetcher: &Fetcher, config: &crate::config::Config) -> RobotsVerdict {
+    let timeout = Duration::from_millis(config.politeness.robots_timeout_ms);
+    let cached = fetch(url, fetcher, &config.politeness, config.allow_private_networks, timeout).await;
+    let entry =
+        Entry { rules: RobotsCache::new(&config.fetch.user_agent).parse(&cached), expires_ms: cached.expires_ms };
+    judge(&entry, url, now_ms())
+}
+
 /// Fetches the origin's robots.txt and turns the outcome into what the fleet caches.
 async fn fetch(
     url: &Url,
