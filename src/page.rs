@@ -118,13 +118,22 @@ pub struct PageSource {
     /// The "needs a browser" memo (per origin and first path segment) shared by a fleet; `None` without Redis
     /// (`riptide extract`), where `auto` decides from the page alone.
     memo: Option<Store>,
+    /// `fetch.user_agent`, which rendered pages send too.
+    user_agent: String,
 }
 
 impl PageSource {
     /// A page source over the given fetcher and pools.
     pub fn new(fetcher: Fetcher, pools: Pools, config: &crate::config::Config, memo: Option<Store>) -> Self {
         let max_html_bytes = u64::try_from(config.fetch.max_body_bytes).unwrap_or(u64::MAX);
-        PageSource { fetcher, pools, allow_private: config.allow_private_networks, max_html_bytes, memo }
+        PageSource {
+            fetcher,
+            pools,
+            allow_private: config.allow_private_networks,
+            max_html_bytes,
+            memo,
+            user_agent: config.fetch.user_agent.clone(),
+        }
     }
 
     /// The page as `request.render` asks. Stage times go into `timings`; `cancel` interrupts
@@ -207,7 +216,15 @@ impl PageSource {
         timings: &mut StageTimings,
     ) -> Result<Page, PageError> {
         let budget = deadline.left_for("render")?;
-        let page = self.pools.render(request.url, budget, request.wait_for.clone(), self.max_html_bytes).await?;
+        let render = crate::browser::RenderRequest {
+            url: request.url.clone(),
+            timeout: budget,
+            wait_for: request.wait_for.clone(),
+            max_html_bytes: self.max_html_bytes,
+            user_agent: Some(self.user_agent.clone()),
+            headers: request.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let page = self.pools.render(render).await?;
         timings.render_ms = millis(page.elapsed);
         let retry_after = page
             .status
