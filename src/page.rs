@@ -244,7 +244,7 @@ impl PageSource {
 /// What one client-rendered page says about its neighbours: the origin (scheme, host and
 /// port: two ports are two sites) and the first path segment, so a single app under `/app/`
 /// does not send a whole host's articles to the browser for a day.
-fn render_memo_scope(url: &Url) -> String {
+pub fn render_memo_scope(url: &Url) -> String {
     let first_segment = url.path_segments().and_then(|mut s| s.next()).unwrap_or_default();
     format!("{}/{first_segment}", url.origin().ascii_serialization())
 }

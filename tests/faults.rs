@@ -1,7 +1,8 @@
 //! Fault injection on real services: a private RabbitMQ node stopped and started under load
 //! (retries waiting in every short delay tier, a job in flight longer than the grace period),
-//! deliveries handed back again and again, and a message at its lane's delivery limit. For
-//! each: no job lost, none dead-lettered that should have succeeded, counts printed.
+//! deliveries handed back again and again, a message at its lane's delivery limit, Redis with
+//! its append-only file killed mid-run, and a worker process killed again and again. For each:
+//! no job lost, none dead-lettered that should have succeeded, counts printed.
 //!
 //! Tests that stop the broker run on their own node (`common::PrivateRabbit`), so the rest of
 //! the suite, running at the same time on the shared one, is not disturbed.
@@ -12,7 +13,10 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{PrivateRabbit, TestEnv};
+use common::{
+    Collector, PrivateRabbit, TestEnv, assert_each_job_done_once, free_port, spawn_worker_process, start_redis_with,
+    terminate,
+};
 use lapin::options::{BasicGetOptions, BasicNackOptions};
 use riptide::job::Outcome;
 use riptide::producer::JobTemplate;
@@ -187,5 +191,85 @@ async fn a_message_at_its_delivery_limit_ends_dead_with_a_failed_result() {
     let store = riptide::store::Store::new(&env.config.redis_url, &env.config.namespace, &env.config.store).unwrap();
     let record = store.job_record(&ids[0]).await.unwrap();
     assert_eq!(record.get("state").map(String::as_str), Some("dead"));
+    env.cleanup().await;
+}
+
+/// Redis as an operator runs it for durability (AOF, fsync on every write), killed with SIGKILL
+/// mid-run and started again on the same file: every job ends once, and every document the
+/// results point at is still stored afterwards, as is each job's final state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_with_its_aof_loses_no_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let aof = ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir.path().to_str().unwrap()];
+    let mut redis = start_redis_with(port, &aof);
+    let env = TestEnv::with(|c| {
+        c.redis_url = format!("redis://127.0.0.1:{port}");
+        c.worker.concurrency = 4;
+    })
+    .await;
+    let ids =
+        env.enqueue((0..30).map(|n| env.site.url(&format!("/slow/150/{n}"))).collect(), JobTemplate::default()).await;
+    let collector = Collector::start(&env).await;
+    let worker = env.spawn_worker();
+    collector.wait_for_jobs(10, Duration::from_secs(60)).await;
+    redis.kill().unwrap(); // SIGKILL: no shutdown save, only what the AOF holds
+    redis.wait().unwrap();
+    let before_kill = collector.distinct_jobs();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    redis = start_redis_with(port, &aof);
+
+    collector.wait_for_jobs(30, Duration::from_secs(90)).await;
+    let report = worker.stop().await;
+    let results = collector.finish();
+    let duplicates = assert_each_job_done_once(&ids, &results);
+
+    let store = riptide::store::Store::new(&env.config.redis_url, &env.config.namespace, &env.config.store).unwrap();
+    let mut missing = Vec::new();
+    for result in &results {
+        let key = result.doc_key.as_deref().unwrap();
+        if store.get_doc(key).await.unwrap().is_none() {
+            missing.push(key.to_string());
+        }
+    }
+    for id in &ids {
+        assert_eq!(store.job_record(id).await.unwrap().get("state").map(String::as_str), Some("done"), "job {id}");
+    }
+    eprintln!("Redis AOF kill: {before_kill} jobs done before the kill, {duplicates} duplicate result(s)");
+    assert!(missing.is_empty(), "documents lost with the Redis kill: {missing:?}");
+    assert_eq!(report.dead, 0);
+    env.cleanup().await;
+    redis.kill().unwrap();
+    let _ = redis.wait();
+}
+
+/// A worker process killed with SIGKILL three times, each time with jobs in flight, then one
+/// left to finish: every job ends once with its document, nothing reaches the dead-letter
+/// queue (three kills stay well inside the lanes' delivery limit of 10).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_again_and_again_loses_nothing() {
+    let env = TestEnv::new().await;
+    let ids =
+        env.enqueue((0..60).map(|n| env.site.url(&format!("/slow/200/{n}"))).collect(), JobTemplate::default()).await;
+    let collector = Collector::start(&env).await;
+    let mut finished_at_kill = Vec::new();
+    for round in 1..=3 {
+        let mut worker = spawn_worker_process(&env);
+        collector.wait_for_jobs(round * 8, Duration::from_secs(60)).await;
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        finished_at_kill.push(collector.distinct_jobs());
+    }
+    assert!(finished_at_kill[2] < 60, "the kills came too late to test anything: {finished_at_kill:?}");
+
+    let mut last = spawn_worker_process(&env);
+    collector.wait_for_jobs(60, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    terminate(&mut last);
+    let results = collector.finish();
+
+    let duplicates = assert_each_job_done_once(&ids, &results);
+    eprintln!("repeated SIGKILL: jobs done at each kill {finished_at_kill:?}, {duplicates} duplicate result(s)");
+    assert!(env.dead_letters().await.is_empty(), "nothing may be dead-lettered");
     env.cleanup().await;
 }

@@ -38,14 +38,17 @@ async fn client_rendered_pages_are_rendered_and_static_ones_are_not() {
     assert_eq!(static_result.render_used, Some(Render::Static), "a static page in auto is not rendered");
     assert_eq!(static_result.engine.as_deref(), Some("wasm"));
 
-    // The host is remembered for every worker: the next auto job skips the static fetch.
+    // The origin and first path segment are remembered for every worker: the next auto job
+    // under /spa/ skips the static fetch, while /page/ is not sent to the browser.
     let store = Store::new(&env.config.redis_url, &env.config.namespace, &env.config.store).unwrap();
-    assert!(store.needs_browser("127.0.0.1").await.unwrap());
+    let scope = |path: &str| riptide::page::render_memo_scope(&url::Url::parse(&env.site.url(path)).unwrap());
+    assert!(store.needs_browser(&scope("/spa/4")).await.unwrap());
+    assert!(!store.needs_browser(&scope("/page/4")).await.unwrap());
     let static_fetches_before = env.site.hits("/spa/4").len();
     env.enqueue(vec![env.site.url("/spa/4")], template(Render::Auto)).await;
     let again = env.results(1, Duration::from_secs(60)).await;
     assert_eq!(again[0].render_used, Some(Render::Headless));
-    assert_eq!(again[0].timings.fetch_ms, 0, "no static fetch for a remembered host");
+    assert_eq!(again[0].timings.fetch_ms, 0, "no static fetch under a remembered scope");
     assert_eq!(env.site.hits("/spa/4").len(), static_fetches_before + 1, "one request: the browser's");
     worker.stop().await;
     env.cleanup().await;
