@@ -189,6 +189,8 @@ async fn pooled(addr: SocketAddr, n: usize, tabs: usize, root: &Path) -> (Figure
                     timeout: Duration::from_secs(30),
                     wait_for: Some(selector.into()),
                     max_html_bytes: 10 << 20,
+                    user_agent: None,
+                    headers: Vec::new(),
                 };
                 let t = Instant::now();
                 pool.render(&request).await.map(|_| t.elapsed().as_secs_f64() * 1000.0).map_err(|e| e.to_string())

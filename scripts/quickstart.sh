@@ -10,6 +10,9 @@ cargo build --quiet --bin riptide
 riptide="$CARGO_TARGET_DIR/debug/riptide"
 # The sample site is on loopback, which the worker refuses by default (SSRF guard).
 export RIPTIDE_ALLOW_PRIVATE_NETWORKS=true
+# Pacing off: the sample site is one loopback origin serving every page, and the shipped
+# default (one request a second per origin, for the open web) would only make this slow.
+export RIPTIDE_POLITENESS__DEFAULT_DELAY_MS=0
 
 "$riptide" migrate
 port=$(( 20000 + RANDOM % 20000 ))

@@ -66,6 +66,54 @@ pub struct Config {
     /// The headless browser pool (every key has a default; see `src/browser/config.rs`).
     #[serde(default)]
     pub browser: crate::browser::BrowserConfig,
+    /// Politeness shared by the fleet: pacing, host backoff, robots.txt.
+    pub politeness: PolitenessConfig,
+}
+
+/// Politeness towards the sites crawled, held by every worker of a namespace together (the
+/// state lives in Redis; see `src/politeness/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolitenessConfig {
+    /// Least time between two requests to one origin (scheme, host, port) by the whole
+    /// fleet, in milliseconds; 0 turns pacing off (robots.txt and host backoff stay).
+    pub default_delay_ms: u64,
+    /// A job whose pacing slot is at most this far away waits for it in its worker slot;
+    /// a later slot is kept and the job waits in a delay queue instead, in milliseconds.
+    pub max_inline_wait_ms: u64,
+    /// Largest robots.txt `Crawl-delay` honoured, in seconds (a longer one is cut to this).
+    pub max_crawl_delay_secs: u64,
+    /// Longest block of an origin after a 429 or 503, `Retry-After` included, in seconds.
+    pub max_block_secs: u64,
+    /// First block of an origin that refused without `Retry-After`, in milliseconds; it
+    /// doubles (with jitter) while the origin keeps refusing.
+    pub base_block_ms: u64,
+    /// An origin that has not refused for this long starts again from `base_block_ms`, in seconds.
+    pub block_quiet_secs: u64,
+    /// Whether robots.txt is fetched and obeyed.
+    pub obey_robots: bool,
+    /// Hosts (exact, case-insensitive) whose robots.txt is not consulted: the operator's own.
+    pub robots_exempt_hosts: Vec<String>,
+    /// How long a fetched robots.txt is used before it is fetched again, in seconds (at most 86400).
+    pub robots_ttl_secs: u64,
+    /// After a robots.txt answered 5xx or could not be reached, jobs of the origin wait and
+    /// the file is fetched again after this long, in seconds.
+    pub robots_error_recheck_secs: u64,
+    /// Time limit of one robots.txt fetch, in milliseconds.
+    pub robots_timeout_ms: u64,
+    /// Per-origin overrides, first match wins.
+    pub hosts: Vec<HostOverride>,
+}
+
+/// A pacing override for the origins a pattern matches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostOverride {
+    /// A host (`example.com`), a host and port (`127.0.0.1:8080`), or `*.example.com` for
+    /// every subdomain (and the domain itself).
+    pub pattern: String,
+    /// The delay between two requests to a matching origin, in milliseconds (0 = no pacing).
+    pub delay_ms: u64,
 }
 
 /// Operations settings.
@@ -127,8 +175,12 @@ pub struct FetchConfig {
     pub max_redirects: usize,
     /// Cap on the decoded body, in bytes; above it the fetch fails with `body_too_large`.
     pub max_body_bytes: usize,
-    /// The User-Agent header sent with every request.
+    /// The User-Agent header sent with every request (pages, robots.txt, rendered pages);
+    /// its first word (before `/`) is the token matched against robots.txt groups.
     pub user_agent: String,
+    /// Query parameters removed from canonical URLs (document keys, dedup, pacing keys):
+    /// names, or prefixes ending in `*`, compared case-insensitively.
+    pub tracking_params: Vec<String>,
 }
 
 /// The retry schedule (exponential backoff with full jitter).
@@ -244,6 +296,14 @@ impl Config {
         check(self.store.doc_ttl_secs >= 1, "store.doc_ttl_secs: must be at least 1");
         check(self.store.job_ttl_secs >= 1, "store.job_ttl_secs: must be at least 1");
         check(self.ops.poll_interval_ms >= 100, "ops.poll_interval_ms: must be at least 100");
+        let p = &self.politeness;
+        check(p.robots_ttl_secs >= 1 && p.robots_ttl_secs <= 86_400, "politeness.robots_ttl_secs: 1 to 86400");
+        check(p.robots_error_recheck_secs >= 1, "politeness.robots_error_recheck_secs: must be at least 1");
+        check(p.robots_timeout_ms >= 100, "politeness.robots_timeout_ms: must be at least 100");
+        check(p.max_block_secs >= 1, "politeness.max_block_secs: must be at least 1");
+        check(p.base_block_ms >= 1, "politeness.base_block_ms: must be at least 1");
+        check(p.hosts.iter().all(|h| !h.pattern.trim().is_empty()), "politeness.hosts: a pattern must not be empty");
+        check(!self.fetch.user_agent.trim().is_empty(), "fetch.user_agent: must not be empty");
         problems.extend(self.wasm.problems());
         // Checked here, before any connection, not when the pool first launches.
         if let Err(error) = self.browser.validate() {

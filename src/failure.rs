@@ -44,11 +44,13 @@ pub enum FailureReason {
     /// The message was delivered as often as its lane allows (`x-delivery-limit`) without
     /// being settled: workers died or stopped on it every time.
     DeliveryLimit,
+    /// The site's robots.txt disallows the URL for our user agent.
+    RobotsDenied,
 }
 
 impl FailureReason {
     /// Every reason, for initialising per-reason metrics at zero.
-    pub const ALL: [FailureReason; 15] = [
+    pub const ALL: [FailureReason; 16] = [
         FailureReason::Undecodable,
         FailureReason::TooLarge,
         FailureReason::InvalidJob,
@@ -64,6 +66,7 @@ impl FailureReason {
         FailureReason::StoreUnavailable,
         FailureReason::Browser,
         FailureReason::DeliveryLimit,
+        FailureReason::RobotsDenied,
     ];
 
     /// The snake_case name used in labels, headers and results.
@@ -84,6 +87,7 @@ impl FailureReason {
             FailureReason::StoreUnavailable => "store_unavailable",
             FailureReason::Browser => "browser",
             FailureReason::DeliveryLimit => "delivery_limit",
+            FailureReason::RobotsDenied => "robots_denied",
         }
     }
 }

@@ -429,6 +429,10 @@ pub enum Outcome {
     Ok,
     /// Served from a stored document younger than `max_age_secs`.
     Cached,
+    /// The site answered 304 Not Modified to a conditional request: the stored document is
+    /// still the page; its TTL and fetch time were refreshed, nothing was extracted.
+    #[serde(rename = "not_modified")]
+    NotModified,
     /// Dead-lettered; `error` says why.
     Failed,
 }
@@ -439,6 +443,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Cached => "cached",
+            Outcome::NotModified => "not_modified",
             Outcome::Failed => "failed",
         }
     }
@@ -492,6 +497,11 @@ pub struct JobResult {
     pub url: String,
     /// The URL after redirects.
     pub final_url: Option<String>,
+    /// The canonical spelling of `url` (document key, dedup and politeness use it): lower-case
+    /// host, IDN as ASCII, no default port, dot segments resolved, percent-encoding normalised,
+    /// tracking parameters and fragment removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical_url: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
     /// Redis key of the document (ok and cached).
@@ -540,6 +550,7 @@ impl JobResult {
             job_id: job.id.clone(),
             url: job.url.to_string(),
             final_url: None,
+            canonical_url: None,
             outcome: Outcome::Failed,
             doc_key: None,
             summary: None,

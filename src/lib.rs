@@ -10,6 +10,7 @@
 //! - [`worker`]: consume, run the pipeline, settle each delivery (ack last).
 //! - [`pipeline`]: one job end to end: decode, cache check, page, extract, store.
 //! - [`lifecycle`]: the job's state record, the retry decision and the job-level events.
+//! - [`politeness`]: robots.txt, per-origin pacing and host backoff, shared by the fleet in Redis.
 //! - [`page`]: getting a page (static fetch, headless render or auto) within one deadline.
 //! - [`fetch`]: static HTTP fetching with limits and the SSRF guard.
 //! - [`browser`]: headless rendering through a memory-limited pool of Chromium browsers.
@@ -29,7 +30,7 @@
 //! - [`cli`]: the `riptide` command line (parses, calls, prints), and `riptide bench`.
 //!
 //! Which way imports point: `cli` and `worker` at the top join everything; `pipeline`, `page`
-//! and `lifecycle` use the stages below them; `pools`, `browser`, `wasm`, `fetch`, `store` and
+//! and `lifecycle` use the stages below them (`politeness` among them); `pools`, `browser`, `wasm`, `fetch`, `store` and
 //! `broker` never import the pipeline, the worker or each other's insides; `job`, `config`,
 //! `failure`, `retry` and `native` are the leaves. `tests/architecture.rs` fails on any import
 //! loop between files and on lapin outside `broker/`.
@@ -47,6 +48,7 @@ pub mod native;
 pub mod ops;
 pub mod page;
 pub mod pipeline;
+pub mod politeness;
 pub mod pools;
 pub mod producer;
 pub mod redact;

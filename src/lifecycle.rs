@@ -81,6 +81,25 @@ impl Lifecycle {
         }
     }
 
+    /// The delay tier a politeness deferral of `wait` waits in (no attempt is used); `None`
+    /// when the topology has no delay queues.
+    pub fn deferral_tier(&self, wait: Duration) -> Option<Duration> {
+        self.schedule.tier_at_most(wait)
+    }
+
+    /// Records that the job waits for politeness (after the broker confirmed the deferral);
+    /// its attempt is unchanged.
+    pub async fn deferred(&self, job: &CrawlJob, attempt: u32, cancel: &CancellationToken) {
+        let update =
+            JobUpdate { state: JobState::Deferred, url: job.url.as_str(), attempt, failure: None, doc_key: None };
+        if let Err(error) =
+            self.store.patiently(cancel, "record job state", || self.store.update_job(&job.id, &update)).await
+        {
+            tracing::warn!(job_id = %job.id, %error, "Could not record the job state.");
+            metrics::counter!(m::SETTLE_FAILURES_TOTAL, "error_type" => "job_record").increment(1);
+        }
+    }
+
     /// Records that the job waits for `next_attempt` (after the broker confirmed the retry).
     pub async fn retrying(&self, job: &CrawlJob, next_attempt: u32, failure: &Failure, cancel: &CancellationToken) {
         self.record(job, JobState::Retrying, next_attempt.saturating_sub(1), failure, cancel).await;
@@ -149,6 +168,15 @@ pub enum JobEvent<'a> {
         /// Attempts made.
         attempts: u32,
     },
+    /// Politeness sent the job to wait in a delay queue; no attempt was used.
+    Deferred {
+        /// The job.
+        job_id: &'a str,
+        /// Why.
+        reason: crate::politeness::DeferReason,
+        /// The delay tier it waits in.
+        tier: Duration,
+    },
     /// The delivery went back to the broker for redelivery.
     HandedBack {
         /// Why.
@@ -171,6 +199,15 @@ impl JobEvent<'_> {
             JobEvent::Retried { job_id, failure, next_attempt, tier } => {
                 metrics::counter!(m::RETRIES_TOTAL, "reason" => failure.reason.as_str()).increment(1);
                 tracing::info!(job_id, reason = %failure.reason, error = %failure.message, next_attempt, delay_ms = u64::try_from(tier.as_millis()).unwrap_or(u64::MAX), "Job failed; retrying later.");
+            }
+            JobEvent::Deferred { job_id, reason, tier } => {
+                crate::politeness::count_deferral(*reason);
+                tracing::debug!(
+                    job_id,
+                    reason = reason.as_str(),
+                    delay_ms = u64::try_from(tier.as_millis()).unwrap_or(u64::MAX),
+                    "Job deferred for politeness."
+                );
             }
             JobEvent::DeadLettered { job_id, failure, attempts } => {
                 metrics::counter!(m::DEAD_LETTERS_TOTAL, "reason" => failure.reason.as_str()).increment(1);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetcher, Validators};
 use crate::job::{Render, StageTimings};
 use crate::pools::{Pools, RenderStageError};
 use crate::store::{Store, StoreError};
@@ -79,6 +79,9 @@ pub struct PageRequest<'a> {
     pub render: Render,
     /// A CSS selector to wait for when rendering.
     pub wait_for: Option<String>,
+    /// The stored document's validators: a static fetch asks whether the page changed, and
+    /// a 304 comes back as a [`Page`] with status 304 and no HTML.
+    pub conditional: Option<&'a Validators>,
 }
 
 /// A page ready for extraction, however it was obtained.
@@ -92,6 +95,15 @@ pub struct Page {
     pub html: String,
     /// How it was obtained.
     pub render_used: Render,
+    /// `ETag` / `Last-Modified` of the response (static fetches only).
+    pub validators: Validators,
+}
+
+impl Page {
+    /// The site said the stored document is still the page (304 to a conditional request).
+    pub fn not_modified(&self) -> bool {
+        self.status == 304
+    }
 }
 
 /// Fetcher, browser and render memo together. Cheap to clone.
@@ -106,13 +118,22 @@ pub struct PageSource {
     /// The "needs a browser" memo (per origin and first path segment) shared by a fleet; `None` without Redis
     /// (`riptide extract`), where `auto` decides from the page alone.
     memo: Option<Store>,
+    /// `fetch.user_agent`, which rendered pages send too.
+    user_agent: String,
 }
 
 impl PageSource {
     /// A page source over the given fetcher and pools.
     pub fn new(fetcher: Fetcher, pools: Pools, config: &crate::config::Config, memo: Option<Store>) -> Self {
         let max_html_bytes = u64::try_from(config.fetch.max_body_bytes).unwrap_or(u64::MAX);
-        PageSource { fetcher, pools, allow_private: config.allow_private_networks, max_html_bytes, memo }
+        PageSource {
+            fetcher,
+            pools,
+            allow_private: config.allow_private_networks,
+            max_html_bytes,
+            memo,
+            user_agent: config.fetch.user_agent.clone(),
+        }
     }
 
     /// The page as `request.render` asks. Stage times go into `timings`; `cancel` interrupts
@@ -146,7 +167,7 @@ impl PageSource {
             return self.render(request, deadline, timings).await;
         }
         let page = self.fetch(request, deadline, timings).await?;
-        if !crate::browser::looks_client_rendered(&page.html) {
+        if page.not_modified() || !crate::browser::looks_client_rendered(&page.html) {
             return Ok(page);
         }
         tracing::debug!(scope, "The static page looks client-rendered; rendering it.");
@@ -166,9 +187,23 @@ impl PageSource {
         timings: &mut StageTimings,
     ) -> Result<Page, PageError> {
         let budget = deadline.left_for("fetch")?;
-        let page = self.fetcher.fetch(request.url, request.headers, budget, self.allow_private).await?;
+        let conditional = request.conditional.filter(|v| !v.is_empty());
+        let page = match conditional {
+            Some(validators) => {
+                let mut headers = request.headers.clone();
+                headers.extend(validators.request_headers().into_iter().map(|(k, v)| (k.to_string(), v)));
+                self.fetcher.fetch(request.url, &headers, budget, self.allow_private).await?
+            }
+            None => self.fetcher.fetch(request.url, request.headers, budget, self.allow_private).await?,
+        };
         timings.fetch_ms = millis(page.elapsed);
-        Ok(Page { final_url: page.final_url, status: page.status, html: page.html, render_used: Render::Static })
+        Ok(Page {
+            final_url: page.final_url,
+            status: page.status,
+            html: page.html,
+            render_used: Render::Static,
+            validators: page.validators,
+        })
     }
 
     /// The browser's page, under the same status rules as a fetched one: an error status
@@ -181,14 +216,28 @@ impl PageSource {
         timings: &mut StageTimings,
     ) -> Result<Page, PageError> {
         let budget = deadline.left_for("render")?;
-        let page = self.pools.render(request.url, budget, request.wait_for.clone(), self.max_html_bytes).await?;
+        let render = crate::browser::RenderRequest {
+            url: request.url.clone(),
+            timeout: budget,
+            wait_for: request.wait_for.clone(),
+            max_html_bytes: self.max_html_bytes,
+            user_agent: Some(self.user_agent.clone()),
+            headers: request.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let page = self.pools.render(render).await?;
         timings.render_ms = millis(page.elapsed);
         let retry_after = page
             .status
             .zip(page.retry_after.as_deref())
             .and_then(|(status, raw)| crate::fetch::parse_retry_after(status, raw));
         let status = crate::fetch::check_status(page.status, &page.final_url, retry_after)?;
-        Ok(Page { final_url: page.final_url, status, html: page.html, render_used: Render::Headless })
+        Ok(Page {
+            final_url: page.final_url,
+            status,
+            html: page.html,
+            render_used: Render::Headless,
+            validators: Validators::default(),
+        })
     }
 }
 

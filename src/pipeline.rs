@@ -12,12 +12,16 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use url::Url;
 
 use crate::config::Config;
 use crate::failure::{Failure, FailureReason};
+use crate::fetch::canonical::{TrackingParams, canonicalize};
+use crate::fetch::{FetchError, Validators};
 use crate::job::{CrawlJob, JobResult, Outcome, Render, StageTimings, Summary, decode_request, id_from_bytes, now_ms};
 use crate::lifecycle::{Decision, Lifecycle};
 use crate::page::{Deadline, OutOfTime, Page, PageError, PageRequest, PageSource, millis};
+use crate::politeness::{Admission, DeferReason, Politeness, PolitenessError};
 use crate::pools::{ExtractStageError, Extracted, Pools};
 use crate::store::{Store, StoreError, StoredDoc};
 
@@ -32,6 +36,8 @@ pub struct Incoming<'a> {
     pub attempt: u32,
     /// When the job was first enqueued, Unix milliseconds, if known.
     pub enqueued_ms: Option<u64>,
+    /// The politeness slot kept for a deferred job (Unix ms), if it has one.
+    pub slot_ms: Option<u64>,
 }
 
 /// What to do with a delivery after the pipeline ran.
@@ -59,8 +65,29 @@ pub enum Verdict {
         /// Attempts made.
         attempts: u32,
     },
+    /// Politeness says not now: wait in the delay queue of `tier` without using an attempt.
+    Defer {
+        /// The job.
+        job: Box<CrawlJob>,
+        /// Why.
+        reason: DeferReason,
+        /// The delay tier to wait in.
+        tier: Duration,
+        /// The request slot kept for the job, if any.
+        slot_ms: Option<u64>,
+        /// The attempt it stays at.
+        attempt: u32,
+    },
     /// We are stopping and Redis is away: leave the delivery for redelivery.
     HandBack,
+}
+
+/// How an attempt that did not fail ended.
+enum Attempted {
+    /// A result to publish.
+    Done(Box<JobResult>),
+    /// Politeness deferred it.
+    Deferred { reason: DeferReason, wait: Duration, slot_ms: Option<u64> },
 }
 
 /// Why a stage failed.
@@ -74,6 +101,10 @@ enum StageError {
     Store(#[from] StoreError),
     #[error(transparent)]
     OutOfTime(#[from] OutOfTime),
+    #[error(transparent)]
+    Politeness(#[from] PolitenessError),
+    #[error("robots.txt of the site disallows this URL for our user agent")]
+    RobotsDenied,
 }
 
 impl StageError {
@@ -86,6 +117,8 @@ impl StageError {
                 Failure::retryable(FailureReason::Timeout, self.to_string())
             }
             StageError::Extract(e) => e.classify(),
+            StageError::Politeness(PolitenessError::Store(e)) => e.classify(),
+            StageError::RobotsDenied => Failure::permanent(FailureReason::RobotsDenied, self.to_string()),
         }
     }
 }
@@ -99,12 +132,33 @@ pub struct Pipeline {
     /// Documents, for the cache check.
     store: Store,
     lifecycle: Lifecycle,
+    /// Robots.txt, host blocks and pacing, shared with the fleet.
+    politeness: Politeness,
+    /// Query parameters canonical URLs drop (`fetch.tracking_params`).
+    tracking: TrackingParams,
+}
+
+/// The stages of a pipeline, for [`Pipeline::new`].
+#[derive(Debug)]
+pub struct Stages {
+    /// Pages: fetcher, browser and render memo.
+    pub pages: PageSource,
+    /// Extraction.
+    pub pools: Pools,
+    /// Documents.
+    pub store: Store,
+    /// Job states and the retry decision.
+    pub lifecycle: Lifecycle,
+    /// Politeness.
+    pub politeness: Politeness,
 }
 
 impl Pipeline {
     /// A pipeline over the given stages.
-    pub fn new(config: Arc<Config>, pages: PageSource, pools: Pools, store: Store, lifecycle: Lifecycle) -> Self {
-        Pipeline { config, pages, pools, store, lifecycle }
+    pub fn new(config: Arc<Config>, stages: Stages) -> Self {
+        let tracking = TrackingParams::new(&config.fetch.tracking_params);
+        let Stages { pages, pools, store, lifecycle, politeness } = stages;
+        Pipeline { config, pages, pools, store, lifecycle, politeness, tracking }
     }
 
     /// Runs one attempt of the job in `incoming`. `cancel` interrupts waits on Redis.
@@ -136,8 +190,17 @@ impl Pipeline {
         if let Err(error) = self.lifecycle.started(&job, incoming.attempt, cancel).await {
             return self.after_failure(job, StageError::Store(error), incoming.attempt);
         }
-        match self.attempt(&job, incoming.attempt, &mut timings, cancel).await {
-            Ok(result) => Verdict::Done(Box::new(result)),
+        match self.attempt(&job, incoming, &mut timings, cancel).await {
+            Ok(Attempted::Done(result)) => Verdict::Done(result),
+            Ok(Attempted::Deferred { reason, wait, slot_ms }) => match self.lifecycle.deferral_tier(wait) {
+                Some(tier) => Verdict::Defer { job: Box::new(job), reason, tier, slot_ms, attempt: incoming.attempt },
+                // No delay queues to wait in: the attempt fails retryably instead.
+                None => self.after_failure(
+                    job,
+                    StageError::OutOfTime(OutOfTime { stage: "politeness", budget: wait }),
+                    incoming.attempt,
+                ),
+            },
             Err(error) => self.after_failure(job, error, incoming.attempt),
         }
     }
@@ -150,26 +213,59 @@ impl Pipeline {
     async fn attempt(
         &self,
         job: &CrawlJob,
-        attempt: u32,
+        incoming: Incoming<'_>,
         timings: &mut StageTimings,
         cancel: &CancellationToken,
-    ) -> Result<JobResult, StageError> {
-        let doc_key = self.store.doc_key(&job.url, job.mode);
-        if let Some(stored) = self.fresh_cached(job, &doc_key, cancel).await? {
+    ) -> Result<Attempted, StageError> {
+        let attempt = incoming.attempt;
+        let canonical = canonicalize(&job.url, &self.tracking);
+        let doc_key = self.store.doc_key(&canonical, job.mode);
+        let known = self.store.patiently(cancel, "cache check", || self.store.get_doc(&doc_key)).await?;
+        if let Some(stored) = known.as_ref().filter(|stored| is_fresh(job, stored)) {
             let summary = ResultParts {
                 outcome: Outcome::Cached,
+                canonical: &canonical,
                 doc_key: &doc_key,
-                stored: &stored,
+                stored,
                 render_used: None,
                 extracted_by: None,
             };
-            return Ok(self.result(job, attempt, summary, timings.clone()));
+            return Ok(Attempted::Done(Box::new(self.result(job, attempt, summary, timings.clone()))));
+        }
+        match self.politeness.admit(&canonical, incoming.slot_ms).await? {
+            Admission::Go => {}
+            Admission::Denied => return Err(StageError::RobotsDenied),
+            Admission::Defer { reason, wait, slot_ms } => return Ok(Attempted::Deferred { reason, wait, slot_ms }),
         }
         let deadline = Deadline::starting_now(job.timeout());
-        let request =
-            PageRequest { url: &job.url, headers: &job.headers, render: job.render, wait_for: job.wait_for.clone() };
-        let page = self.pages.get(&request, deadline, timings, cancel).await?;
+        let validators = known
+            .as_ref()
+            .map(|stored| Validators { etag: stored.etag.clone(), last_modified: stored.last_modified.clone() });
+        let request = PageRequest {
+            url: &job.url,
+            headers: &job.headers,
+            render: job.render,
+            wait_for: job.wait_for.clone(),
+            conditional: validators.as_ref(),
+        };
+        let page = match self.pages.get(&request, deadline, timings, cancel).await {
+            Ok(page) => page,
+            Err(error) => {
+                self.tell_refusal(&canonical, &error).await;
+                return Err(error.into());
+            }
+        };
+        if page.not_modified() {
+            let Some(stored) = known else {
+                // A 304 to the producer's own conditional headers: there is nothing to serve.
+                let url = crate::redact::url(page.final_url.as_str());
+                return Err(PageError::Fetch(FetchError::Status { status: 304, url, retry_after: None }).into());
+            };
+            let keys = (canonical, doc_key);
+            return self.not_modified(job, attempt, &keys, stored, page, timings, cancel).await;
+        }
         let (final_url, http_status, render_used) = (page.final_url.to_string(), page.status, page.render_used);
+        let Validators { etag, last_modified } = page.validators.clone();
         let extracted = self.extract(job, page, deadline, timings).await?;
         let stored = StoredDoc {
             doc: extracted.document,
@@ -177,29 +273,62 @@ impl Pipeline {
             final_url,
             http_status,
             job_id: job.id.clone(),
+            etag,
+            last_modified,
         };
         self.save(job, attempt, &doc_key, &stored, timings, cancel).await?;
         let by = (extracted.engine, extracted.tier);
         let parts = ResultParts {
             outcome: Outcome::Ok,
+            canonical: &canonical,
             doc_key: &doc_key,
             stored: &stored,
             render_used: Some(render_used),
             extracted_by: Some(by),
         };
-        Ok(self.result(job, attempt, parts, timings.clone()))
+        Ok(Attempted::Done(Box::new(self.result(job, attempt, parts, timings.clone()))))
     }
 
-    async fn fresh_cached(
+    /// The site answered 304: the stored document is still the page. Its fetch time, TTL
+    /// and validators are refreshed (rewritten with the job's done state), nothing is
+    /// extracted, and the result says `not_modified`.
+    #[allow(clippy::too_many_arguments)]
+    async fn not_modified(
         &self,
         job: &CrawlJob,
-        doc_key: &str,
+        attempt: u32,
+        (canonical, doc_key): &(Url, String),
+        stored: StoredDoc,
+        page: Page,
+        timings: &mut StageTimings,
         cancel: &CancellationToken,
-    ) -> Result<Option<StoredDoc>, StageError> {
-        let Some(max_age_secs) = job.max_age_secs else { return Ok(None) };
-        let stored = self.store.patiently(cancel, "cache check", || self.store.get_doc(doc_key)).await?;
-        let fresh_since = now_ms().saturating_sub(max_age_secs.saturating_mul(1000));
-        Ok(stored.filter(|s| s.fetched_at_ms >= fresh_since))
+    ) -> Result<Attempted, StageError> {
+        let refreshed = StoredDoc {
+            fetched_at_ms: now_ms(),
+            job_id: job.id.clone(),
+            etag: page.validators.etag.or(stored.etag.clone()),
+            last_modified: page.validators.last_modified.or(stored.last_modified.clone()),
+            ..stored
+        };
+        self.save(job, attempt, doc_key, &refreshed, timings, cancel).await?;
+        let parts = ResultParts {
+            outcome: Outcome::NotModified,
+            canonical,
+            doc_key,
+            stored: &refreshed,
+            render_used: Some(page.render_used),
+            extracted_by: None,
+        };
+        Ok(Attempted::Done(Box::new(self.result(job, attempt, parts, timings.clone()))))
+    }
+
+    /// A 429 or 503 blocks the origin for the fleet. The job itself follows the retry rules
+    /// whatever happens here, so a block that cannot be recorded is logged, not failed on.
+    async fn tell_refusal(&self, url: &Url, error: &PageError) {
+        let PageError::Fetch(FetchError::Status { status, retry_after, .. }) = error else { return };
+        if let Err(store_error) = self.politeness.refused(url, *status, *retry_after).await {
+            tracing::warn!(status, error = %store_error, "Could not record the origin's refusal.");
+        }
     }
 
     /// Takes the page by value: the HTML moves to the extraction thread instead of being copied.
@@ -234,12 +363,13 @@ impl Pipeline {
     }
 
     fn result(&self, job: &CrawlJob, attempt: u32, parts: ResultParts<'_>, timings: StageTimings) -> JobResult {
-        let ResultParts { outcome, doc_key, stored, render_used, extracted_by } = parts;
+        let ResultParts { outcome, canonical, doc_key, stored, render_used, extracted_by } = parts;
         JobResult {
             v: crate::job::MESSAGE_VERSION,
             job_id: job.id.clone(),
             url: job.url.to_string(),
             final_url: Some(stored.final_url.clone()),
+            canonical_url: Some(canonical.to_string()),
             outcome,
             doc_key: Some(doc_key.to_string()),
             summary: Some(Summary {
@@ -275,9 +405,17 @@ impl Pipeline {
     }
 }
 
+/// Whether a stored document is young enough for the job's `max_age_secs` to serve it as is.
+fn is_fresh(job: &CrawlJob, stored: &StoredDoc) -> bool {
+    job.max_age_secs
+        .is_some_and(|max_age_secs| stored.fetched_at_ms >= now_ms().saturating_sub(max_age_secs.saturating_mul(1000)))
+}
+
 /// What a result says beyond the job itself.
 struct ResultParts<'a> {
     outcome: Outcome,
+    /// The canonical URL of the job (its document key's source).
+    canonical: &'a Url,
     doc_key: &'a str,
     stored: &'a StoredDoc,
     /// How the page was obtained now (`None` when served from the cache).

@@ -11,7 +11,6 @@ use std::time::Duration;
 use riptide_extractor::{Document, Mode, Options};
 use serde::Serialize;
 use tokio::sync::{OnceCell, broadcast};
-use url::Url;
 
 use crate::browser::{BrowserConfig, BrowserError, BrowserEvent, BrowserPool, RenderRequest, RenderedPage};
 use crate::config::{Config, ExtractBackend};
@@ -192,13 +191,7 @@ impl Pools {
 
     /// Renders `url` in a fresh incognito context of the browser pool (launching the pool
     /// first if this is the first render of the worker).
-    pub async fn render(
-        &self,
-        url: &Url,
-        timeout: Duration,
-        wait_for: Option<String>,
-        max_html_bytes: u64,
-    ) -> Result<RenderedPage, RenderStageError> {
+    pub async fn render(&self, request: RenderRequest) -> Result<RenderedPage, RenderStageError> {
         let Some(config) = &self.browser_config else { return Err(RenderStageError::Disabled) };
         let pool = self
             .browser
@@ -212,7 +205,7 @@ impl Pools {
                 Ok::<_, BrowserError>(pool)
             })
             .await?;
-        Ok(pool.render(&RenderRequest { url: url.clone(), timeout, wait_for, max_html_bytes }).await?)
+        Ok(pool.render(&request).await?)
     }
 
     /// Closes both pools: browsers are killed with their process trees, WASM threads stop.

@@ -45,6 +45,13 @@ impl RetrySchedule {
         hint.map_or(jittered, |hint| jittered.max(hint))
     }
 
+    /// The delay-queue tier a politeness deferral of `wait` waits in: the longest one not
+    /// longer (the job comes back a little early and waits the rest in place or is deferred
+    /// again), or the shortest there is.
+    pub fn tier_at_most(&self, wait: Duration) -> Option<Duration> {
+        self.tiers.iter().copied().rev().find(|tier| *tier <= wait).or_else(|| self.tiers.first().copied())
+    }
+
     /// The delay-queue tier that holds a message for `delay`: the smallest one at least as
     /// long (so a `Retry-After` is never cut short), or the longest there is.
     pub fn tier_for(&self, delay: Duration) -> Option<Duration> {
@@ -86,6 +93,15 @@ mod tests {
         let s = schedule();
         assert!(s.delay(1, Some(Duration::from_secs(7))) >= Duration::from_secs(7));
         assert_eq!(s.tier_for(Duration::from_secs(7)), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn deferrals_round_down() {
+        let s = schedule();
+        assert_eq!(s.tier_at_most(Duration::from_millis(500)), Some(Duration::from_secs(1)));
+        assert_eq!(s.tier_at_most(Duration::from_millis(4900)), Some(Duration::from_secs(2)));
+        assert_eq!(s.tier_at_most(Duration::from_secs(45)), Some(Duration::from_secs(30)));
+        assert_eq!(s.tier_at_most(Duration::from_secs(86_400)), Some(Duration::from_secs(60)));
     }
 
     #[test]

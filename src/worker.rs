@@ -26,7 +26,8 @@ use crate::ops::health::Health;
 use crate::ops::metrics as m;
 use crate::ops::poller::Poller;
 use crate::page::PageSource;
-use crate::pipeline::{Incoming, Pipeline, Verdict};
+use crate::pipeline::{Incoming, Pipeline, Stages, Verdict};
+use crate::politeness::{HostEvent, Politeness};
 use crate::pools::{PoolEvent, Pools};
 use crate::retry::RetrySchedule;
 use crate::store::{Store, StoreError};
@@ -80,6 +81,8 @@ pub struct WorkerReport {
     pub done: u64,
     /// Retries scheduled.
     pub retried: u64,
+    /// Jobs deferred by politeness (no attempt used).
+    pub deferred: u64,
     /// Messages dead-lettered.
     pub dead: u64,
     /// Deliveries handed back for redelivery (shutdown or settle failure).
@@ -90,6 +93,7 @@ pub struct WorkerReport {
 struct Counters {
     done: AtomicU64,
     retried: AtomicU64,
+    deferred: AtomicU64,
     dead: AtomicU64,
     handed_back: AtomicU64,
 }
@@ -99,6 +103,7 @@ impl Counters {
         WorkerReport {
             done: self.done.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
+            deferred: self.deferred.load(Ordering::Relaxed),
             dead: self.dead.load(Ordering::Relaxed),
             handed_back: self.handed_back.load(Ordering::Relaxed),
         }
@@ -116,6 +121,8 @@ struct Shared {
     pools: Pools,
     /// Redis, for the poller's PING and heartbeat.
     store: Store,
+    /// Politeness, for the host events forwarder.
+    politeness: Politeness,
     worker_id: String,
     counters: Counters,
 }
@@ -138,8 +145,17 @@ pub async fn run(
     let lifecycle = Lifecycle::new(store.clone(), RetrySchedule::new(&config.retry, topology.retry_tiers.clone()));
     let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
     let pools = Pools::start(&config).await?;
+    let min_tier = topology.retry_tiers.iter().min().copied().unwrap_or(Duration::from_secs(1));
+    let politeness = Politeness::new(&config, store.clone(), fetcher.clone(), min_tier);
     let pages = PageSource::new(fetcher, pools.clone(), &config, Some(store.clone()));
-    let pipeline = Pipeline::new(config.clone(), pages, pools.clone(), store.clone(), lifecycle.clone());
+    let stages = Stages {
+        pages,
+        pools: pools.clone(),
+        store: store.clone(),
+        lifecycle: lifecycle.clone(),
+        politeness: politeness.clone(),
+    };
+    let pipeline = Pipeline::new(config.clone(), stages);
     let shared = Arc::new(Shared {
         worker_id: worker_id(),
         config,
@@ -147,12 +163,14 @@ pub async fn run(
         pipeline,
         lifecycle,
         pools: pools.clone(),
+        politeness,
         store,
         counters: Counters::default(),
     });
     m::initialize();
     // The browser pool starts on the first render; its series exist from the start all the same.
     crate::browser::initialize_metrics();
+    crate::politeness::initialize_metrics();
     let mut sessions = 0u64;
     loop {
         let connection = match connect_patiently(&shared.config.amqp_url, &shared.worker_id, &shutdown).await {
@@ -233,6 +251,17 @@ async fn run_session(
         )
         .await?,
     );
+    tracker.spawn(
+        crate::broker::events::forward(
+            shared.politeness.subscribe(),
+            HostEvent::routing_key,
+            connection,
+            shared.topology.events_exchange(),
+            shared.worker_id.clone(),
+            session_stop.clone(),
+        )
+        .await?,
+    );
     if options.drain {
         tracker.spawn(watch_drain(shared.clone(), inspector, in_flight.clone(), session_stop.clone()));
     } else {
@@ -294,6 +323,7 @@ fn heartbeat_fields(shared: Arc<Shared>, in_flight: Arc<AtomicU64>) -> impl Fn()
             ("in_flight", in_flight.load(Ordering::SeqCst).to_string()),
             ("done", report.done.to_string()),
             ("retried", report.retried.to_string()),
+            ("deferred", report.deferred.to_string()),
             ("dead", report.dead.to_string()),
             ("handed_back", report.handed_back.to_string()),
         ];
@@ -364,6 +394,7 @@ async fn handle_delivery(shared: &Shared, publisher: &Publisher, delivery: JobDe
         content_type: delivery.content_type(),
         attempt: delivery.attempt(),
         enqueued_ms: delivery.enqueued_ms(),
+        slot_ms: delivery.slot_ms(),
     };
     let verdict = if last_delivery(&shared.topology, &delivery) {
         // Workers died or stopped on this message at every delivery so far. The broker would
@@ -437,6 +468,14 @@ async fn settle(
             shared.lifecycle.retrying(&job, next_attempt, &failure, abandon).await;
             JobEvent::Retried { job_id: &job.id, failure: &failure, next_attempt, tier }.emit();
             shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Verdict::Defer { job, reason, tier, slot_ms, attempt } => {
+            let lane = Lane::for_priority(job.priority);
+            publisher.publish_deferral(delivery, lane, tier, slot_ms, reason.as_str()).await?;
+            shared.lifecycle.deferred(&job, attempt, abandon).await;
+            JobEvent::Deferred { job_id: &job.id, reason, tier }.emit();
+            shared.counters.deferred.fetch_add(1, Ordering::Relaxed);
             Ok(())
         }
         Verdict::Dead { job, failure, attempts } => {

@@ -178,6 +178,8 @@ fn request(url: Url, wait_for: Option<&str>) -> RenderRequest {
         timeout: Duration::from_secs(60),
         wait_for: wait_for.map(str::to_string),
         max_html_bytes: 10 << 20,
+        user_agent: None,
+        headers: Vec::new(),
     }
 }
 

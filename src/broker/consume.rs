@@ -56,6 +56,11 @@ impl JobDelivery {
         headers::get_u64(&self.inner.properties, headers::DELIVERY_COUNT).unwrap_or(0)
     }
 
+    /// The politeness slot kept for a deferred job (Unix ms), if it has one.
+    pub fn slot_ms(&self) -> Option<u64> {
+        headers::get_u64(&self.inner.properties, headers::SLOT_MS)
+    }
+
     /// When the job was first enqueued, Unix milliseconds, if known.
     pub fn enqueued_ms(&self) -> Option<u64> {
         headers::get_u64(&self.inner.properties, headers::ENQUEUED_MS)

@@ -14,6 +14,10 @@ pub const ENQUEUED_MS: &str = "x-riptide-enqueued-ms";
 pub const LAST_REASON: &str = "x-riptide-last-reason";
 /// The message of the previous attempt's failure (on retries).
 pub const LAST_ERROR: &str = "x-riptide-last-error";
+/// A job deferred by politeness: the request slot kept for it (Unix ms).
+pub const SLOT_MS: &str = "x-riptide-slot-ms";
+/// A job deferred by politeness: why (pacing, host_blocked, robots).
+pub const DEFERRED: &str = "x-riptide-deferred";
 /// Dead letters: the closed-set reason.
 pub const REASON: &str = "x-riptide-reason";
 /// Dead letters: the last error message.
@@ -83,6 +87,17 @@ pub fn carry_over(properties: &BasicProperties) -> FieldTable {
         }
     }
     table
+}
+
+/// Removes a header.
+pub fn remove(table: &mut FieldTable, key: &str) {
+    let mut kept = FieldTable::default();
+    for (k, v) in table.inner() {
+        if k.as_str() != key {
+            kept.insert(k.clone(), v.clone());
+        }
+    }
+    *table = kept;
 }
 
 /// Sets a string header.

@@ -163,6 +163,29 @@ impl Publisher {
         self.publish(&self.topology.retry_exchange(), &queue, body, properties).await
     }
 
+    /// Puts the delivered message, byte for byte, in the delay queue of `lane` and `tier` for
+    /// politeness: its attempt stays as it was (a deferral is not a failed attempt), and it
+    /// carries the request slot kept for it (or none).
+    pub async fn publish_deferral(
+        &self,
+        delivery: &JobDelivery,
+        lane: Lane,
+        tier: std::time::Duration,
+        slot_ms: Option<u64>,
+        reason: &str,
+    ) -> Result<(), BrokerError> {
+        let (body, original) = (delivery.body(), delivery.properties());
+        let mut table = headers::carry_over(original);
+        headers::remove(&mut table, headers::SLOT_MS);
+        if let Some(slot) = slot_ms {
+            headers::set_u64(&mut table, headers::SLOT_MS, slot);
+        }
+        headers::set_str(&mut table, headers::DEFERRED, reason);
+        let properties = copy_identity(original).with_headers(table);
+        let queue = self.topology.delay_queue(lane, tier);
+        self.publish(&self.topology.retry_exchange(), &queue, body, properties).await
+    }
+
     /// Puts the delivered message, byte for byte, in the dead-letter queue with its reason.
     pub async fn publish_dead_letter(
         &self,

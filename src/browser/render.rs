@@ -35,6 +35,12 @@ pub struct RenderRequest {
     /// Measured in the page: a larger DOM fails with [`BrowserError::TooLarge`] and never
     /// crosses CDP into this process.
     pub max_html_bytes: u64,
+    /// The User-Agent the tab sends (`fetch.user_agent`); `None` keeps Chromium's own.
+    pub user_agent: Option<String>,
+    /// Extra request headers of the job, sent with the tab's requests. Credential headers
+    /// (`Authorization`, `Cookie`, ...) are left out: the tab's subresources go to other
+    /// hosts too, which must not see them.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A rendered page.
@@ -186,6 +192,25 @@ async fn navigate_and_capture(
     proxy: &EgressProxy,
     started: Instant,
 ) -> Result<RenderedPage, BrowserError> {
+    if let Some(user_agent) = &request.user_agent {
+        let params = serde_json::json!({ "userAgent": user_agent });
+        tab.session
+            .call("Network.setUserAgentOverride", params)
+            .await
+            .map_err(|source| BrowserError::Cdp { call: "Network.setUserAgentOverride", source })?;
+    }
+    let headers: serde_json::Map<String, serde_json::Value> = request
+        .headers
+        .iter()
+        .filter(|(name, _)| !crate::redact::is_credential_header(name))
+        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+        .collect();
+    if !headers.is_empty() {
+        tab.session
+            .call("Network.setExtraHTTPHeaders", serde_json::json!({ "headers": headers }))
+            .await
+            .map_err(|source| BrowserError::Cdp { call: "Network.setExtraHTTPHeaders", source })?;
+    }
     let navigate = tab.session.call("Page.navigate", serde_json::json!({ "url": request.url.as_str() }));
     // Navigation is bounded by the job's timeout (the caller's), not by `cdp_timeout_ms`.
     let navigated = navigate.await.map_err(|source| BrowserError::Cdp { call: "Page.navigate", source })?;

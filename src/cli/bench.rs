@@ -71,6 +71,9 @@ pub async fn run(base: &Config, options: &BenchOptions) -> anyhow::Result<Vec<Ru
             let mut config = base.clone();
             config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
             config.allow_private_networks = true;
+            // Pacing off: every page comes from one loopback origin (the sample site), and
+            // this measures the pipeline, not the politeness delay.
+            config.politeness.default_delay_ms = 0;
             config.worker.engine = engine;
             let config = Arc::new(config);
             let result = one_run(&config, options, &urls, &pages).await;
@@ -225,4 +228,118 @@ pub async fn cleanup(config: &Config) {
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     percentile(&values, 0.5)
+}
+
+/// Figures of `riptide bench --politeness`.
+#[derive(Debug, Clone, Default)]
+pub struct PolitenessFigures {
+    /// Origins of the many-origins runs.
+    pub origins: usize,
+    /// Jobs of each many-origins run.
+    pub jobs: usize,
+    /// The delay of the paced runs, milliseconds.
+    pub delay_ms: u64,
+    /// Many origins, pacing off: jobs per second.
+    pub off_jobs_per_sec: f64,
+    /// Many origins, pacing on: jobs per second.
+    pub on_jobs_per_sec: f64,
+    /// Politeness round trips to Redis per job in the paced run.
+    pub round_trips_per_job: f64,
+    /// Jobs of the one-origin run.
+    pub single_jobs: usize,
+    /// One origin: the mean time between two results, milliseconds (the achieved spacing).
+    pub achieved_spacing_ms: f64,
+}
+
+/// Politeness on against off over many origins (more origins than the worker's
+/// concurrency), and the spacing achieved on one origin, each against the generated sample
+/// site served on `origins` loopback ports.
+pub async fn politeness(base: &Config, origins: usize, delay_ms: u64) -> anyhow::Result<PolitenessFigures> {
+    let stop = CancellationToken::new();
+    let mut sites = Vec::new();
+    for _ in 0..origins.max(1) {
+        let (addr, _site) = sample_site::serve("127.0.0.1:0".parse()?, 10, stop.clone()).await?;
+        sites.push(addr);
+    }
+    // Ten pages per origin, interleaved, so every origin has work from the start.
+    let urls: Vec<String> =
+        (0..10).flat_map(|n| sites.iter().map(move |addr| format!("http://{addr}/articles/{n}"))).collect();
+    // The one-origin run first: it also warms the extractor's artifacts for the two others.
+    let single: Vec<String> = (0..20).map(|n| format!("http://{}/articles/{}?s={n}", sites[0], n % 10)).collect();
+    let (spacing, _) = spacing_run(base, &single, delay_ms).await?;
+    let off = paced_run(base, &urls, 0).await?.0;
+    let (on, trips) = paced_run(base, &urls, delay_ms).await?;
+    stop.cancel();
+    Ok(PolitenessFigures {
+        origins: sites.len(),
+        jobs: urls.len(),
+        delay_ms,
+        off_jobs_per_sec: off,
+        on_jobs_per_sec: on,
+        round_trips_per_job: trips as f64 / urls.len() as f64,
+        single_jobs: single.len(),
+        achieved_spacing_ms: spacing,
+    })
+}
+
+fn paced_config(base: &Config, delay_ms: u64) -> Arc<Config> {
+    let mut config = base.clone();
+    config.namespace = format!("{}-bench-{}", base.namespace, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    config.allow_private_networks = true;
+    // Pacing as the run says (0 = off); everything else as configured.
+    config.politeness.default_delay_ms = delay_ms;
+    Arc::new(config)
+}
+
+/// Runs `urls` through one worker with pacing at `delay_ms`; jobs per second and the
+/// politeness round trips to Redis it made.
+async fn paced_run(base: &Config, urls: &[String], delay_ms: u64) -> anyhow::Result<(f64, u64)> {
+    let config = paced_config(base, delay_ms);
+    let result = async {
+        let (finished, trips) = timed_results(&config, urls).await?;
+        let span = finished.last().copied().unwrap_or_default();
+        Ok::<_, anyhow::Error>((urls.len() as f64 / span.as_secs_f64().max(1e-9), trips))
+    }
+    .await;
+    cleanup(&config).await;
+    result
+}
+
+/// One origin at `delay_ms`: the mean time between consecutive results, milliseconds.
+async fn spacing_run(base: &Config, urls: &[String], delay_ms: u64) -> anyhow::Result<(f64, u64)> {
+    let config = paced_config(base, delay_ms);
+    let result = async {
+        let (finished, trips) = timed_results(&config, urls).await?;
+        let (Some(first), Some(last)) = (finished.first(), finished.last()) else { return Ok((0.0, trips)) };
+        let gaps = finished.len().saturating_sub(1).max(1) as f64;
+        Ok::<_, anyhow::Error>(((*last - *first).as_secs_f64() * 1000.0 / gaps, trips))
+    }
+    .await;
+    cleanup(&config).await;
+    result
+}
+
+/// Preloads `urls`, runs a worker, and returns when each result arrived (from the worker's
+/// start, sorted) and the politeness round trips made meanwhile.
+async fn timed_results(config: &Arc<Config>, urls: &[String]) -> anyhow::Result<(Vec<Duration>, u64)> {
+    crate::migrate::migrate(config).await?;
+    let topology = Topology::new(&config.namespace)?;
+    let connection = connect(&config.amqp_url, "riptide-bench").await?;
+    let mut results = ResultReader::open(&connection, &topology).await?;
+    enqueue(config, urls.to_vec(), &JobTemplate::default(), WireFormat::Msgpack, || {}).await?;
+    let trips_before = crate::store::hosts::round_trips();
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let worker_task = tokio::spawn(worker::run(config.clone(), WorkerOptions::default(), shutdown.clone()));
+    let mut finished = Vec::with_capacity(urls.len());
+    while finished.len() < urls.len() {
+        next_result(&mut results).await?;
+        finished.push(started.elapsed());
+    }
+    let trips = crate::store::hosts::round_trips().saturating_sub(trips_before);
+    shutdown.cancel();
+    worker_task.await??;
+    results.close().await;
+    connection.close("bench done").await;
+    Ok((finished, trips))
 }

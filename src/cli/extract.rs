@@ -90,6 +90,9 @@ const PAGE_BUDGET: Duration = Duration::from_secs(30);
 struct Tools {
     pools: Pools,
     pages: PageSource,
+    /// For robots.txt (fetched once per run, not cached: there is no fleet here).
+    fetcher: Fetcher,
+    config: Config,
 }
 
 impl Tools {
@@ -98,8 +101,8 @@ impl Tools {
         config.worker.engine = backend.into();
         let pools = Pools::start(&config).await?;
         let fetcher = Fetcher::new(&config.fetch, config.allow_private_networks)?;
-        let pages = PageSource::new(fetcher, pools.clone(), &config, None);
-        Ok(Tools { pools, pages })
+        let pages = PageSource::new(fetcher.clone(), pools.clone(), &config, None);
+        Ok(Tools { pools, pages, fetcher, config })
     }
 
     async fn extract(&self, html: String, url: String, mode: Mode) -> anyhow::Result<Document> {
@@ -130,7 +133,27 @@ pub async fn run(config: &Config, args: ExtractArgs) -> anyhow::Result<ExitCode>
 async fn single(tools: &Tools, input: &str, args: &ExtractArgs, stop: &CancellationToken) -> anyhow::Result<ExitCode> {
     let (html, url) = if input.starts_with("http://") || input.starts_with("https://") {
         let url: Url = input.parse()?;
-        let request = PageRequest { url: &url, headers: &Default::default(), render: args.render, wait_for: None };
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        if crate::politeness::obeys_robots(&tools.config.politeness, &host) {
+            use crate::politeness::robots::{RobotsVerdict, check_once};
+            match check_once(&url, &tools.fetcher, &tools.config).await {
+                RobotsVerdict::Allowed { .. } => {}
+                RobotsVerdict::Denied => anyhow::bail!(
+                    "robots_denied: the site's robots.txt disallows this URL for our user agent \
+                     (politeness.obey_robots = false or robots_exempt_hosts for your own sites)"
+                ),
+                RobotsVerdict::Unavailable { .. } => anyhow::bail!(
+                    "the site's robots.txt answered 5xx or could not be reached; RFC 9309 says fetch nothing for now"
+                ),
+            }
+        }
+        let request = PageRequest {
+            url: &url,
+            headers: &Default::default(),
+            render: args.render,
+            wait_for: None,
+            conditional: None,
+        };
         let mut timings = StageTimings::default();
         let page = tools.pages.get(&request, Deadline::starting_now(PAGE_BUDGET), &mut timings, stop).await?;
         if page.render_used == Render::Headless && args.render == Render::Auto {

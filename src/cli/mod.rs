@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod dlq;
 pub mod extract;
+pub mod hosts;
 pub mod stats;
 
 use std::io::{BufRead, IsTerminal};
@@ -95,6 +96,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The fleet's politeness state of an origin (or of every origin): next request slot,
+    /// block, robots.txt.
+    Hosts {
+        /// An origin (`https://example.com`, `example.com:8080`); every origin when left out.
+        origin: Option<String>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect, replay and purge dead letters.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
@@ -123,6 +133,16 @@ pub enum Command {
         /// Runs; the summary gives medians.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Measure politeness instead: pacing on against off over many origins, and the
+        /// request spacing achieved on one origin.
+        #[arg(long)]
+        politeness: bool,
+        /// Origins of the politeness runs (more than `worker.concurrency`).
+        #[arg(long, default_value_t = 32)]
+        origins: usize,
+        /// Pacing delay of the politeness runs, milliseconds.
+        #[arg(long, default_value_t = 100)]
+        delay_ms: u64,
     },
 }
 
@@ -201,8 +221,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stats { watch, json } => stats_command(&config, watch, json).await,
         Command::Dlq(command) => dlq::run(&config, command).await,
+        Command::Hosts { origin, json } => {
+            let rows = hosts::rows(&config, origin.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", hosts::render(&rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::SampleSite { addr, pages } => sample_site(addr, pages).await,
-        Command::Bench { jobs, pages, runs } => bench_command(&config, jobs, pages, runs).await,
+        Command::Bench { politeness: true, origins, delay_ms, .. } => {
+            let f = bench::politeness(&config, origins, delay_ms).await?;
+            println!(
+                "riptide bench --politeness: {} origins, {} jobs, concurrency {}, delay {} ms",
+                f.origins, f.jobs, config.worker.concurrency, f.delay_ms
+            );
+            println!("| figure | value |");
+            println!("|---|---|");
+            println!("| many origins, pacing off | {:.1} jobs/s |", f.off_jobs_per_sec);
+            println!("| many origins, pacing on | {:.1} jobs/s |", f.on_jobs_per_sec);
+            println!("| on / off | {:.0} % |", 100.0 * f.on_jobs_per_sec / f.off_jobs_per_sec.max(1e-9));
+            println!("| politeness Redis round trips per job (paced run) | {:.2} |", f.round_trips_per_job);
+            println!(
+                "| one origin, {} jobs: mean spacing between results | {:.1} ms ({:+.1} % of the delay) |",
+                f.single_jobs,
+                f.achieved_spacing_ms,
+                100.0 * (f.achieved_spacing_ms - f.delay_ms as f64) / (f.delay_ms.max(1) as f64)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { jobs, pages, runs, .. } => bench_command(&config, jobs, pages, runs).await,
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Stats {
     pub workers: Vec<HashMap<String, String>>,
     /// Whether the management API answered.
     pub management_api: bool,
+    /// Origins paced and blocked now (politeness).
+    pub hosts: super::hosts::HostCounts,
 }
 
 /// Collects the stats of `config`'s namespace.
@@ -71,7 +73,8 @@ pub async fn collect(config: &Config) -> anyhow::Result<Stats> {
     let store = Store::new(&config.redis_url, &config.namespace, &config.store)?;
     let mut workers = store.workers().await?;
     workers.sort_by(|a, b| a.get("worker").cmp(&b.get("worker")));
-    Ok(Stats { namespace: config.namespace.clone(), queues, workers, management_api })
+    let hosts = super::hosts::counts(config).await?;
+    Ok(Stats { namespace: config.namespace.clone(), queues, workers, management_api, hosts })
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -187,6 +190,12 @@ pub fn render(stats: &Stats) -> String {
             opt(q.ack_rate)
         ));
     }
+    out.push_str(&format!(
+        "\norigins: {} paced, {} blocked{} (riptide hosts)\n",
+        stats.hosts.paced,
+        stats.hosts.blocked,
+        if stats.hosts.truncated { ", more not counted" } else { "" }
+    ));
     out.push_str(&format!("\nworkers: {}\n", stats.workers.len()));
     let field = |w: &HashMap<String, String>, k: &str| w.get(k).cloned().unwrap_or_else(|| "-".to_string());
     for w in &stats.workers {

@@ -4,6 +4,7 @@
 //! It knows no queue and no storage: it turns a URL into a [`FetchedPage`] or a [`FetchError`]
 //! that knows whether retrying can help ([`FetchError::classify`]).
 
+pub mod canonical;
 pub mod guard;
 
 use std::sync::Arc;
@@ -33,6 +34,57 @@ pub struct FetchedPage {
     pub body_bytes: usize,
     /// Time from request to the last body byte.
     pub elapsed: Duration,
+    /// The response's `ETag` and `Last-Modified`, for a later conditional request.
+    pub validators: Validators,
+}
+
+/// A response's cache validators, kept with the document so the next crawl of the page can
+/// ask "changed since?" (`If-None-Match`, `If-Modified-Since`) and get a bodiless 304.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// `ETag`, as sent (quotes and `W/` included).
+    pub etag: Option<String>,
+    /// `Last-Modified`, as sent (an HTTP date).
+    pub last_modified: Option<String>,
+}
+
+/// Longest validator kept; a longer header is hostile or broken and is ignored.
+const MAX_VALIDATOR_BYTES: usize = 512;
+
+impl Validators {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        let value = |name: reqwest::header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_VALIDATOR_BYTES)
+                .map(str::to_string)
+        };
+        Validators { etag: value(reqwest::header::ETAG), last_modified: value(reqwest::header::LAST_MODIFIED) }
+    }
+
+    /// Whether there is anything to ask with.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    /// The conditional request headers these validators make.
+    pub fn request_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        if let Some(etag) = &self.etag {
+            headers.push(("if-none-match", etag.clone()));
+        }
+        if let Some(date) = &self.last_modified {
+            headers.push(("if-modified-since", date.clone()));
+        }
+        headers
+    }
+}
+
+/// Whether a request carries conditional headers (so a 304 is an answer, not an error).
+fn is_conditional(headers: &std::collections::BTreeMap<String, String>) -> bool {
+    headers.keys().any(|k| k.eq_ignore_ascii_case("if-none-match") || k.eq_ignore_ascii_case("if-modified-since"))
 }
 
 /// Why a fetch failed.
@@ -215,6 +267,18 @@ impl Fetcher {
             self.client.get(url.clone()).headers(job_headers(headers)).timeout(timeout).send().await.map_err(wrap)?;
         let status = response.status();
         let final_url = response.url().clone();
+        let validators = Validators::from_headers(response.headers());
+        if status == StatusCode::NOT_MODIFIED && is_conditional(headers) {
+            // No body: the stored document is still the page.
+            return Ok(FetchedPage {
+                final_url,
+                status: status.as_u16(),
+                html: String::new(),
+                body_bytes: 0,
+                elapsed: Duration::ZERO,
+                validators,
+            });
+        }
         if !status.is_success() {
             return Err(FetchError::Status {
                 status: status.as_u16(),
@@ -243,7 +307,57 @@ impl Fetcher {
             body.extend_from_slice(&chunk);
         }
         let html = decode_body(&body, content_type.as_deref());
-        Ok(FetchedPage { final_url, status: status.as_u16(), html, body_bytes: body.len(), elapsed: Duration::ZERO })
+        Ok(FetchedPage {
+            final_url,
+            status: status.as_u16(),
+            html,
+            body_bytes: body.len(),
+            elapsed: Duration::ZERO,
+            validators,
+        })
+    }
+}
+
+/// A robots.txt response: its status and at most the first `limit + 1` bytes of its body (one
+/// byte past the limit tells the parser the last line was cut).
+#[derive(Debug, Clone)]
+pub struct RobotsResponse {
+    /// The final status, after redirects.
+    pub status: u16,
+    /// The body, cut at the limit (not an error: RFC 9309 parses the first 500 KiB).
+    pub body: Vec<u8>,
+}
+
+impl Fetcher {
+    /// Fetches a robots.txt within `timeout`, following up to `fetch.max_redirects` redirects
+    /// (RFC 9309: at least five) under the SSRF guard, with any content type; the body is
+    /// read up to `limit + 1` bytes and the rest is never downloaded.
+    pub async fn fetch_robots(
+        &self,
+        url: &Url,
+        limit: usize,
+        timeout: Duration,
+        allow_private: bool,
+    ) -> Result<RobotsResponse, FetchError> {
+        check_literal_host(url, allow_private)?;
+        let max_redirects = self.config.max_redirects;
+        let wrap = |e: reqwest::Error| FetchError::from_reqwest(e, timeout, max_redirects);
+        let fetch = async {
+            let mut response = self.client.get(url.clone()).timeout(timeout).send().await.map_err(wrap)?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            if (200..300).contains(&status) {
+                while let Some(chunk) = response.chunk().await.map_err(wrap)? {
+                    let room = (limit + 1).saturating_sub(body.len());
+                    body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                    if body.len() > limit {
+                        break;
+                    }
+                }
+            }
+            Ok(RobotsResponse { status, body })
+        };
+        tokio::time::timeout(timeout, fetch).await.unwrap_or(Err(FetchError::Timeout(timeout)))
     }
 }
 

@@ -79,6 +79,16 @@ pub const WASM_FALLBACKS_TOTAL: &str = "riptide_wasm_fallbacks_total";
 /// Component loads, by `outcome` (loaded from an artifact, compiled, rebuilt).
 pub const WASM_ARTIFACTS_TOTAL: &str = "riptide_wasm_artifacts_total";
 
+/// Jobs sent to wait in a delay queue without using an attempt, by `reason` (pacing,
+/// host_blocked, robots).
+pub const DEFERRALS_TOTAL: &str = "riptide_politeness_deferrals_total";
+/// robots.txt fetches (one per origin per TTL for the fleet), by `outcome` (ok, allow_all, unreachable).
+pub const ROBOTS_FETCHES_TOTAL: &str = "riptide_robots_fetches_total";
+/// URLs robots.txt disallowed (their jobs fail with `robots_denied`).
+pub const ROBOTS_DENIALS_TOTAL: &str = "riptide_robots_denials_total";
+/// Origins blocked after a 429 or 503, by `source` (retry_after, backoff).
+pub const HOST_BLOCKS_TOTAL: &str = "riptide_host_blocks_total";
+
 /// The `outcome` label of a delivery handed back to the broker: not a result outcome (no
 /// result is published), so it is not in [`Outcome`].
 pub const OUTCOME_HANDED_BACK: &str = "handed_back";
@@ -90,7 +100,8 @@ pub fn initialize() {
         metrics::counter!(RETRIES_TOTAL, "reason" => reason.as_str()).absolute(0);
         metrics::counter!(DEAD_LETTERS_TOTAL, "reason" => reason.as_str()).absolute(0);
     }
-    for outcome in [Outcome::Ok.as_str(), Outcome::Cached.as_str(), OUTCOME_HANDED_BACK] {
+    for outcome in [Outcome::Ok.as_str(), Outcome::Cached.as_str(), Outcome::NotModified.as_str(), OUTCOME_HANDED_BACK]
+    {
         metrics::counter!(JOBS_TOTAL, "outcome" => outcome, "reason" => "none").absolute(0);
     }
     for reason in FailureReason::ALL {
@@ -117,6 +128,10 @@ pub fn describe() {
     metrics::describe_gauge!(BROKER_CONNECTED, "1 while the worker holds a broker connection.");
     metrics::describe_gauge!(REDIS_CONNECTED, "1 while Redis answers PING.");
     metrics::describe_counter!(DELIVERIES_TOTAL, "Jobs consumed from the broker, by lane.");
+    metrics::describe_counter!(DEFERRALS_TOTAL, "Jobs deferred by politeness without using an attempt, by reason.");
+    metrics::describe_counter!(ROBOTS_FETCHES_TOTAL, "robots.txt fetches, by outcome.");
+    metrics::describe_counter!(ROBOTS_DENIALS_TOTAL, "URLs disallowed by robots.txt.");
+    metrics::describe_counter!(HOST_BLOCKS_TOTAL, "Origins blocked for the fleet after a 429 or 503, by source.");
     metrics::describe_gauge!(BROWSER_ALIVE, "Browsers alive in the pool.");
     metrics::describe_gauge!(BROWSER_LEASES, "Browser tabs leased to jobs.");
     metrics::describe_gauge!(BROWSER_WARM_CONTEXTS, "Warm incognito contexts ready.");

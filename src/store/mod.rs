@@ -22,6 +22,8 @@ use url::Url;
 use crate::config::StoreConfig;
 use crate::failure::{Failure, FailureReason};
 
+pub mod hosts;
+
 /// Why a Redis operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,6 +75,12 @@ pub struct StoredDoc {
     pub http_status: u16,
     /// The job that produced it.
     pub job_id: String,
+    /// The response's `ETag`, for the next crawl's conditional request (`If-None-Match`).
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// The response's `Last-Modified`, for the next crawl's `If-Modified-Since`.
+    #[serde(default)]
+    pub last_modified: Option<String>,
 }
 
 /// Where a job is, as kept in `{ns}:job:{id}`.
@@ -89,6 +97,9 @@ pub enum JobState {
     Done,
     /// Dead-lettered.
     Dead,
+    /// Waiting in a delay queue for politeness (pacing, a host block, robots.txt), without
+    /// using an attempt.
+    Deferred,
 }
 
 impl JobState {
@@ -100,6 +111,7 @@ impl JobState {
             JobState::Retrying => "retrying",
             JobState::Done => "done",
             JobState::Dead => "dead",
+            JobState::Deferred => "deferred",
         }
     }
 }
@@ -149,10 +161,9 @@ impl Store {
         Ok(Store { pool, prefix: namespace.to_string(), config: config.clone() })
     }
 
-    /// The key of the document for `url` in `mode`.
-    pub fn doc_key(&self, url: &Url, mode: Mode) -> String {
-        let mut canonical = url.clone();
-        canonical.set_fragment(None);
+    /// The key of the document for `canonical` (the URL as `fetch::canonical` spells it, so
+    /// two spellings of one page share one document) in `mode`.
+    pub fn doc_key(&self, canonical: &Url, mode: Mode) -> String {
         let digest = Sha256::digest(canonical.as_str().as_bytes());
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         format!("{}:doc:{}:{hex}", self.prefix, mode.as_str())

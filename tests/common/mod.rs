@@ -90,6 +90,15 @@ pub fn test_config(tweak: impl FnOnce(&mut Config)) -> Config {
     config.allow_private_networks = true;
     config.worker.shutdown_grace_secs = 5;
     config.retry.base_delay_ms = 10;
+    // Pacing off: these tests serve many pages from one loopback origin, and the shipped
+    // default (one request a second per origin) would make them crawl. tests/politeness.rs
+    // turns it on where pacing is what is tested. robots.txt stays on: the fixture site has
+    // none (404 = everything allowed).
+    config.politeness.default_delay_ms = 0;
+    // A 503 without Retry-After blocks its origin for the fleet, 5 s at first by default;
+    // the retry tests' flaky pages would wait that out at every failure. 200 ms keeps them
+    // fast (tests/politeness.rs tests the block itself with a Retry-After).
+    config.politeness.base_block_ms = 200;
     tweak(&mut config);
     config
 }
@@ -394,6 +403,113 @@ async fn flaky(
     page(7)
 }
 
+/// What an [`Origin`] answers on `/robots.txt`.
+#[derive(Clone, Debug)]
+pub enum RobotsReply {
+    /// A status with an empty body (404: no robots.txt; 503: unreachable).
+    Status(u16),
+    /// 200 with this body.
+    Body(String),
+}
+
+/// One request as an [`Origin`] saw it.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    pub at: Instant,
+    pub path: String,
+    pub status: u16,
+    pub headers: HeaderMap,
+}
+
+/// A fixture origin for politeness tests: its own port (one origin each), an arrival log of
+/// every request, a switchable robots.txt, and
+/// - `/limited/{n}`: the origin's first `/limited` request gets 429 with `Retry-After: 2`;
+/// - `/etag/{n}`: a page with an `ETag`, 304 when `If-None-Match` carries it;
+/// - anything else: an article page.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<Arrival>>>,
+    pub robots: Arc<Mutex<RobotsReply>>,
+    stop: CancellationToken,
+}
+
+impl Origin {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Arrivals whose path starts with `prefix`, oldest first.
+    pub fn arrivals(&self, prefix: &str) -> Vec<Arrival> {
+        self.log.lock().unwrap().iter().filter(|a| a.path.starts_with(prefix)).cloned().collect()
+    }
+
+    pub fn set_robots(&self, reply: RobotsReply) {
+        *self.robots.lock().unwrap() = reply;
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+#[derive(Clone)]
+struct OriginState {
+    log: Arc<Mutex<Vec<Arrival>>>,
+    robots: Arc<Mutex<RobotsReply>>,
+}
+
+async fn origin_handler(State(s): State<OriginState>, request: axum::extract::Request) -> Response {
+    let at = Instant::now();
+    let path = request.uri().path().to_string();
+    let headers = request.headers().clone();
+    let (status, response) = if path == "/robots.txt" {
+        match s.robots.lock().unwrap().clone() {
+            RobotsReply::Status(code) => (code, StatusCode::from_u16(code).unwrap().into_response()),
+            RobotsReply::Body(body) => (200, ([(header::CONTENT_TYPE, "text/plain")], body).into_response()),
+        }
+    } else if path.starts_with("/limited/") {
+        let first = !s.log.lock().unwrap().iter().any(|a| a.path.starts_with("/limited/"));
+        if first {
+            (429, (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "2")], "slow down").into_response())
+        } else {
+            (200, page(3))
+        }
+    } else if path.starts_with("/etag/") {
+        let etag = format!("\"v1-{path}\"");
+        let matches = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
+        if matches {
+            (304, (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response())
+        } else {
+            let body = riptide::sample_site::article_html(5, PAGE_BYTES);
+            (
+                200,
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()), (header::ETAG, etag)], body)
+                    .into_response(),
+            )
+        }
+    } else {
+        (200, page(path.len()))
+    };
+    s.log.lock().unwrap().push(Arrival { at, path, status, headers });
+    response
+}
+
+/// Starts a fixture origin on its own loopback port.
+pub async fn start_origin(robots: RobotsReply) -> Origin {
+    let state = OriginState { log: Arc::default(), robots: Arc::new(Mutex::new(robots)) };
+    let router = Router::new().fallback(origin_handler).with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, router).with_graceful_shutdown(async move { stopped.cancelled().await }).await.unwrap();
+    });
+    Origin { addr, log: state.log, robots: state.robots, stop }
+}
+
 /// A free TCP port on loopback (bound, then released).
 /// A file of the repository. Cargo sets `CARGO_MANIFEST_DIR` when it runs a test, and it is
 /// read then, not at compile time: a test binary reused from a clone at another path (one
@@ -576,6 +692,11 @@ impl Collector {
         Collector { results, stop }
     }
 
+    /// Every result so far.
+    pub fn results_snapshot(&self) -> Vec<riptide::job::JobResult> {
+        self.results.lock().unwrap().clone()
+    }
+
     pub fn distinct_jobs(&self) -> usize {
         self.results.lock().unwrap().iter().map(|r| r.job_id.clone()).collect::<HashSet<_>>().len()
     }
@@ -618,6 +739,9 @@ pub fn spawn_worker_process(env: &TestEnv) -> Child {
         .env("RIPTIDE_ALLOW_PRIVATE_NETWORKS", "true")
         .env("RIPTIDE_WORKER__CONCURRENCY", "8")
         .env("RIPTIDE_WORKER__SHUTDOWN_GRACE_SECS", "5")
+        // Pacing off, as in `test_config`: many pages from one loopback origin.
+        .env("RIPTIDE_POLITENESS__DEFAULT_DELAY_MS", "0")
+        .env("RIPTIDE_POLITENESS__BASE_BLOCK_MS", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
