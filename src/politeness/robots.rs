@@ -155,6 +155,11 @@ impl RobotsCache {
         let timeout = Duration::from_millis(config.robots_timeout_ms);
         let lock_life = timeout + Duration::from_secs(2);
         if store.lock_robots(origin, lock_life).await? {
+            // The copy may have landed between our read and the lock (its fetcher's lock had
+            // run out): use it rather than fetching the file a second time.
+            if let Some(cached) = store.robots(origin).await?.filter(|c| c.expires_ms > now_ms()) {
+                return Ok(Some(cached));
+            }
             let cached = fetch(url, fetcher, config, allow_private, timeout).await;
             store.save_robots(origin, &cached).await?;
             return Ok(Some(cached));
@@ -205,6 +210,11 @@ async fn fetch(
         // 3xx left over (no Location) and 4xx: no usable file, everything is allowed.
         Ok(_) => ("allow_all", Vec::new(), ttl_ms),
         Err(FetchError::TooManyRedirects(_)) => ("allow_all", Vec::new(), ttl_ms),
+        // An address the guard refuses: robots.txt is moot, because the page request meets the
+        // same guard and ends as `blocked_address`, a clear permanent refusal. Judging it
+        // "unreachable" instead would defer such jobs for ever. Kept only until the recheck, in
+        // case the operator's address rules change.
+        Err(FetchError::Blocked(_)) => ("allow_all", Vec::new(), recheck_ms),
         Err(error) => {
             tracing::info!(url = %crate::redact::url(robots_url.as_str()), %error, "robots.txt unreachable; the origin waits.");
             ("unreachable", Vec::new(), recheck_ms)

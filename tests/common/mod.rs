@@ -99,6 +99,10 @@ pub fn test_config(tweak: impl FnOnce(&mut Config)) -> Config {
     // the retry tests' flaky pages would wait that out at every failure. 200 ms keeps them
     // fast (tests/politeness.rs tests the block itself with a Retry-After).
     config.politeness.base_block_ms = 200;
+    // And a 503 or 429 with a long Retry-After (the retry tests send up to 600 s) would block
+    // the one fixture origin, and so every other job of the test, for that long.
+    // tests/politeness.rs sets the shipped cap back where the block is what is tested.
+    config.politeness.max_block_secs = 1;
     tweak(&mut config);
     config
 }
@@ -742,6 +746,7 @@ pub fn spawn_worker_process(env: &TestEnv) -> Child {
         // Pacing off, as in `test_config`: many pages from one loopback origin.
         .env("RIPTIDE_POLITENESS__DEFAULT_DELAY_MS", "0")
         .env("RIPTIDE_POLITENESS__BASE_BLOCK_MS", "200")
+        .env("RIPTIDE_POLITENESS__MAX_BLOCK_SECS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
