@@ -83,7 +83,8 @@ pub struct PolitenessConfig {
     pub max_inline_wait_ms: u64,
     /// Largest robots.txt `Crawl-delay` honoured, in seconds (a longer one is cut to this).
     pub max_crawl_delay_secs: u64,
-    /// Longest block of an origin after a 429 or 503, `Retry-After` included, in seconds.
+    /// Longest block of an origin after a 429 or 503, `Retry-After` included, in seconds; 0
+    /// turns host backoff off (each refused job still follows the retry rules).
     pub max_block_secs: u64,
     /// First block of an origin that refused without `Retry-After`, in milliseconds; it
     /// doubles (with jitter) while the origin keeps refusing.
@@ -300,7 +301,6 @@ impl Config {
         check(p.robots_ttl_secs >= 1 && p.robots_ttl_secs <= 86_400, "politeness.robots_ttl_secs: 1 to 86400");
         check(p.robots_error_recheck_secs >= 1, "politeness.robots_error_recheck_secs: must be at least 1");
         check(p.robots_timeout_ms >= 100, "politeness.robots_timeout_ms: must be at least 100");
-        check(p.max_block_secs >= 1, "politeness.max_block_secs: must be at least 1");
         check(p.base_block_ms >= 1, "politeness.base_block_ms: must be at least 1");
         check(p.hosts.iter().all(|h| !h.pattern.trim().is_empty()), "politeness.hosts: a pattern must not be empty");
         check(!self.fetch.user_agent.trim().is_empty(), "fetch.user_agent: must not be empty");

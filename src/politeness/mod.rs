@@ -210,7 +210,7 @@ impl Politeness {
     /// Tells the fleet that the origin of `url` refused with `status` (a 429 or 503 blocks it;
     /// other statuses do nothing).
     pub async fn refused(&self, url: &Url, status: u16, retry_after: Option<Duration>) -> Result<(), StoreError> {
-        if !backoff::is_refusal(status) {
+        if !backoff::is_refusal(status) || self.config.max_block_secs == 0 {
             return Ok(());
         }
         let origin = origin_key(url);

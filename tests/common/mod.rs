@@ -100,9 +100,9 @@ pub fn test_config(tweak: impl FnOnce(&mut Config)) -> Config {
     // fast (tests/politeness.rs tests the block itself with a Retry-After).
     config.politeness.base_block_ms = 200;
     // And a 503 or 429 with a long Retry-After (the retry tests send up to 600 s) would block
-    // the one fixture origin, and so every other job of the test, for that long.
-    // tests/politeness.rs sets the shipped cap back where the block is what is tested.
-    config.politeness.max_block_secs = 1;
+    // the one fixture origin, and so every other job of the test, for that long: host backoff
+    // is off (0) here; tests/politeness.rs turns it on where the block is what is tested.
+    config.politeness.max_block_secs = 0;
     tweak(&mut config);
     config
 }
@@ -746,7 +746,7 @@ pub fn spawn_worker_process(env: &TestEnv) -> Child {
         // Pacing off, as in `test_config`: many pages from one loopback origin.
         .env("RIPTIDE_POLITENESS__DEFAULT_DELAY_MS", "0")
         .env("RIPTIDE_POLITENESS__BASE_BLOCK_MS", "200")
-        .env("RIPTIDE_POLITENESS__MAX_BLOCK_SECS", "1")
+        .env("RIPTIDE_POLITENESS__MAX_BLOCK_SECS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
