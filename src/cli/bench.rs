@@ -104,7 +104,9 @@ async fn one_run(
     let extract_per_sec = extraction_only(config, pages, options.jobs).await?;
     let topology = Topology::new(&config.namespace)?;
     let connection = connect(&config.amqp_url, "riptide-bench").await?;
-    let mut results = ResultReader::open(&connection, &topology).await?;
+    // Read by a task of its own: the latency loop below selects between its ticker and the next
+    // result, and a result read (and acked) in a branch that lost the race would be dropped.
+    let mut results = ResultFeed::start(ResultReader::open(&connection, &topology).await?);
 
     // Throughput: preload, then time the worker from start to the last result.
     let job_urls: Vec<String> = (0..options.jobs).map(|i| format!("{}?j={i}", urls[i % urls.len()])).collect();
@@ -114,7 +116,7 @@ async fn one_run(
     let worker_task = tokio::spawn(worker::run(config.clone(), WorkerOptions::default(), shutdown.clone()));
     let mut received = 0;
     while received < options.jobs {
-        next_result(&mut results).await?;
+        results.next().await?;
         received += 1;
     }
     let jobs_per_sec = options.jobs as f64 / started.elapsed().as_secs_f64();
@@ -137,7 +139,7 @@ async fn one_run(
                 Publisher::confirmed(publisher.send_job(&body, content_type, &id, Lane::Normal).await?).await?;
                 next_job += 1;
             }
-            result = next_result(&mut results) => {
+            result = results.next() => {
                 let result = result?;
                 if let Some(sent) = sent_at.get(&result.job_id) {
                     latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
@@ -158,6 +160,48 @@ async fn one_run(
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
     })
+}
+
+/// The results of a run, read by a task of their own, so that waiting for one can be cancelled
+/// (by a `select!`) without losing it.
+struct ResultFeed {
+    results: tokio::sync::mpsc::Receiver<anyhow::Result<JobResult>>,
+    reader: tokio::task::JoinHandle<ResultReader>,
+    stop: CancellationToken,
+}
+
+impl ResultFeed {
+    fn start(mut reader: ResultReader) -> Self {
+        let (tx, results) = tokio::sync::mpsc::channel(1024);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    () = stopped.cancelled() => break,
+                    next = next_result(&mut reader) => next,
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+            reader
+        });
+        ResultFeed { results, reader, stop }
+    }
+
+    /// The next result (cancel-safe).
+    async fn next(&mut self) -> anyhow::Result<JobResult> {
+        self.results.recv().await.unwrap_or_else(|| Err(anyhow::anyhow!("the results reader stopped")))
+    }
+
+    async fn close(self) {
+        self.stop.cancel();
+        if let Ok(reader) = self.reader.await {
+            reader.close().await;
+        }
+    }
 }
 
 async fn next_result(results: &mut ResultReader) -> anyhow::Result<JobResult> {
