@@ -381,13 +381,7 @@ pub async fn start_site() -> Site {
             }),
         )
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, router).with_graceful_shutdown(async move { stopped.cancelled().await }).await.unwrap();
-    });
+    let (addr, stop) = serve_fixture(router).await;
     Site { addr, hits: state.hits, stop }
 }
 
@@ -500,10 +494,8 @@ async fn origin_handler(State(s): State<OriginState>, request: axum::extract::Re
     response
 }
 
-/// Starts a fixture origin on its own loopback port.
-pub async fn start_origin(robots: RobotsReply) -> Origin {
-    let state = OriginState { log: Arc::default(), robots: Arc::new(Mutex::new(robots)) };
-    let router = Router::new().fallback(origin_handler).with_state(state.clone());
+/// Serves `router` on a fresh loopback port until the returned token is cancelled.
+async fn serve_fixture(router: Router) -> (SocketAddr, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -511,6 +503,14 @@ pub async fn start_origin(robots: RobotsReply) -> Origin {
     tokio::spawn(async move {
         axum::serve(listener, router).with_graceful_shutdown(async move { stopped.cancelled().await }).await.unwrap();
     });
+    (addr, stop)
+}
+
+/// Starts a fixture origin on its own loopback port.
+pub async fn start_origin(robots: RobotsReply) -> Origin {
+    let state = OriginState { log: Arc::default(), robots: Arc::new(Mutex::new(robots)) };
+    let router = Router::new().fallback(origin_handler).with_state(state.clone());
+    let (addr, stop) = serve_fixture(router).await;
     Origin { addr, log: state.log, robots: state.robots, stop }
 }
 
